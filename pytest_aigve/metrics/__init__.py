@@ -1,0 +1,1 @@
+"""Metrics: one module per metric, registered by name in registry.py."""

@@ -1,0 +1,131 @@
+"""What a metric is: a name, a direction, the inputs it reads, validated parameters and an evaluate()."""
+
+from __future__ import annotations
+
+import difflib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import torch
+
+from ..errors import MetricError, ParamError
+from ..stats import MeanAccumulator
+from ..videos.sources import Video
+
+InputKind = Literal["single", "paired"]
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    default: Any
+    check: Callable[[Any], Any]  # returns the normalised value or raises ValueError(reason)
+    help: str
+
+
+@dataclass
+class MetricResult:
+    value: float
+    per_video: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+class MetricInputs(ABC):
+    """Clips for a metric, as float tensors (T, 3, H, W) in [0, 255] on the metric's device.
+
+    Bad videos are either raised (VideoError) or, under `on_bad_video: skip`, left out and listed.
+    """
+
+    @abstractmethod
+    def clips(self) -> Iterator[tuple[Video, torch.Tensor]]: ...
+
+    @abstractmethod
+    def pairs(self) -> Iterator[tuple[Video, torch.Tensor, Video, torch.Tensor]]: ...
+
+
+class Metric(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str]
+    higher_is_better: ClassVar[bool]
+    inputs: ClassVar[InputKind]
+    min_frames: ClassVar[int] = 1
+    params: ClassVar[Mapping[str, ParamSpec]] = {}
+    precision: ClassVar[str] = "fp64"
+
+    def __init__(self, params: Mapping[str, Any], device: torch.device) -> None:
+        self.options = dict(params)
+        self.device = device
+
+    @classmethod
+    def validate_params(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Fill defaults and check values; ParamError names the key and the allowed values."""
+        values = {key: spec.default for key, spec in cls.params.items()}
+        for key, value in raw.items():
+            if key not in cls.params:
+                known = ", ".join(cls.params) or "none"
+                close = difflib.get_close_matches(key, list(cls.params), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise ParamError(key, f"metric '{cls.name}' has no parameter '{key}' (known: {known}){hint}")
+            try:
+                values[key] = cls.params[key].check(value)
+            except (ValueError, TypeError) as exc:
+                raise ParamError(key, f"metric '{cls.name}': parameter '{key}': {exc} "
+                                      f"({cls.params[key].help})") from None
+        return values
+
+    def check_clip(self, video: Video, clip: torch.Tensor) -> None:
+        if clip.shape[0] < self.min_frames:
+            raise MetricError(f"{video.path}: {self.name} needs at least {self.min_frames} frames per clip, "
+                              f"the protocol gave {clip.shape[0]}; raise 'frames' in the protocol")
+
+    @abstractmethod
+    def evaluate(self, inputs: MetricInputs) -> MetricResult: ...
+
+
+def _mean_result(scores: dict[str, float], metric: str) -> MetricResult:
+    accumulator = MeanAccumulator()
+    for value in scores.values():
+        accumulator.update(value)
+    if accumulator.count == 0:
+        raise MetricError(f"{metric}: no video could be scored")
+    return MetricResult(accumulator.mean(), scores, {"std": accumulator.std(), "n": accumulator.count})
+
+
+class PerVideoMetric(Metric):
+    """A score per video, averaged over the set."""
+
+    inputs: ClassVar[InputKind] = "single"
+
+    @abstractmethod
+    def score_clip(self, clip: torch.Tensor) -> float: ...
+
+    def evaluate(self, inputs: MetricInputs) -> MetricResult:
+        scores: dict[str, float] = {}
+        for video, clip in inputs.clips():
+            self.check_clip(video, clip)
+            scores[video.label] = self.score_clip(clip)
+        return _mean_result(scores, self.name)
+
+
+class PairedMetric(Metric):
+    """A score per (reference, candidate) pair of frame-aligned clips, averaged over the pairs."""
+
+    inputs: ClassVar[InputKind] = "paired"
+
+    @abstractmethod
+    def score_pair(self, reference: torch.Tensor, candidate: torch.Tensor) -> float: ...
+
+    def evaluate(self, inputs: MetricInputs) -> MetricResult:
+        scores: dict[str, float] = {}
+        for ref_video, ref, cand_video, cand in inputs.pairs():
+            self.check_clip(ref_video, ref)
+            self.check_clip(cand_video, cand)
+            if ref.shape != cand.shape:
+                raise MetricError(
+                    f"{self.name}: reference {ref_video.path} and candidate {cand_video.path} differ in shape "
+                    f"(frames x channels x height x width: {tuple(ref.shape)} vs {tuple(cand.shape)}); "
+                    "set 'resize: [height, width]' in the protocol, or use videos of the same size and length")
+            scores[cand_video.label] = self.score_pair(ref, cand)
+        return _mean_result(scores, self.name)

@@ -1,0 +1,79 @@
+"""Command-line options, parsed and checked once at configure time (bad values are usage errors)."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DEFAULT_SUITE_PATTERNS = ["aigve_*.yaml", "aigve_*.yml", "*.aigve.yaml", "*.aigve.yml"]
+DEFAULT_REPORT_DIR = "reports"
+JSON_NAME = "aigve-results.json"
+HTML_NAME = "aigve-report.html"
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("aigve", "AI-generated video evaluation (pytest-aigve)")
+    group.addoption("--aigve-suite", action="append", default=[], metavar="PATH",
+                    help="run this suite file (repeatable); without test paths, only the suites run")
+    group.addoption("--aigve-report-dir", default=None, metavar="DIR",
+                    help=f"folder for the JSON and HTML reports (default: {DEFAULT_REPORT_DIR}/ under rootdir)")
+    group.addoption("--aigve-json", default=None, metavar="PATH",
+                    help=f"JSON results file (default: <report dir>/{JSON_NAME}); 'none' disables it")
+    group.addoption("--aigve-html", default=None, metavar="PATH",
+                    help=f"HTML report file (default: <report dir>/{HTML_NAME}); 'none' disables it")
+    group.addoption("--aigve-device", default="auto", metavar="DEVICE",
+                    help="compute device: auto (CUDA when available), cpu, cuda or cuda:N")
+    group.addoption("--aigve-clip-cache-mb", type=int, default=2048, metavar="MB",
+                    help="memory for decoded clips shared between checks, per process (default 2048)")
+    parser.addini("aigve_suite_patterns", type="args", default=DEFAULT_SUITE_PATTERNS,
+                  help="file name patterns collected as suites in normal collection")
+
+
+@dataclass(frozen=True)
+class AigveOptions:
+    suites: tuple[Path, ...]
+    patterns: tuple[str, ...]
+    json_path: Path | None
+    html_path: Path | None
+    device: str
+    clip_cache_bytes: int
+
+    def is_suite(self, path: Path) -> bool:
+        return path.resolve() in self.suites or any(fnmatch.fnmatch(path.name, p) for p in self.patterns)
+
+
+def _report_path(value: str | None, report_dir: Path, default_name: str, invocation_dir: Path) -> Path | None:
+    if value is not None and value.lower() == "none":
+        return None
+    return invocation_dir / value if value else report_dir / default_name
+
+
+def options_from_config(config: pytest.Config) -> AigveOptions:
+    invocation_dir = config.invocation_params.dir
+    suites = []
+    for raw in config.getoption("aigve_suite"):
+        path = (invocation_dir / raw).resolve()
+        if not path.is_file():
+            raise pytest.UsageError(f"--aigve-suite {raw}: file not found ({path})")
+        suites.append(path)
+    device = config.getoption("aigve_device")
+    if not _DEVICE_RE.match(device):
+        raise pytest.UsageError(f"--aigve-device {device!r}: expected auto, cpu, cuda or cuda:N")
+    cache_mb = config.getoption("aigve_clip_cache_mb")
+    if cache_mb < 0:
+        raise pytest.UsageError(f"--aigve-clip-cache-mb {cache_mb}: must be >= 0")
+    report_dir_opt = config.getoption("aigve_report_dir")
+    report_dir = invocation_dir / report_dir_opt if report_dir_opt else config.rootpath / DEFAULT_REPORT_DIR
+    return AigveOptions(
+        suites=tuple(dict.fromkeys(suites)),
+        patterns=tuple(config.getini("aigve_suite_patterns")),
+        json_path=_report_path(config.getoption("aigve_json"), report_dir, JSON_NAME, invocation_dir),
+        html_path=_report_path(config.getoption("aigve_html"), report_dir, HTML_NAME, invocation_dir),
+        device=device,
+        clip_cache_bytes=cache_mb * 1024 * 1024,
+    )

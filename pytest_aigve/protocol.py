@@ -1,0 +1,121 @@
+"""The clip protocol: which frames of a video a metric sees. Recorded with every score."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Literal
+
+from .errors import ParamError
+
+ShortVideoPolicy = Literal["error", "loop", "pad"]
+ResizeMode = Literal["stretch", "center_crop"]
+
+SHORT_VIDEO_POLICIES: tuple[str, ...] = ("error", "loop", "pad")
+RESIZE_MODES: tuple[str, ...] = ("stretch", "center_crop")
+
+
+@dataclass(frozen=True)
+class ClipProtocol:
+    """How a clip is cut from a video.
+
+    frames:      number of frames per clip; None takes every frame from `start` on.
+    fps:         resample to this rate by presentation timestamps; None keeps the native frames.
+    start:       seconds from the first frame.
+    stride:      take every `stride`-th frame (after resampling).
+    resize:      None (native), (height, width), or an int for the shorter side (aspect kept).
+    resize_mode: for (height, width): "stretch" or "center_crop" (scale to cover, then crop).
+    short_video: a video with too few frames is an "error" (default), or is completed by "loop"
+                 (repeat from the first taken frame) or "pad" (repeat the last frame).
+    """
+
+    frames: int | None = 16
+    fps: float | None = None
+    start: float = 0.0
+    stride: int = 1
+    resize: tuple[int, int] | int | None = None
+    resize_mode: ResizeMode = "stretch"
+    short_video: ShortVideoPolicy = "error"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if isinstance(self.resize, tuple):
+            data["resize"] = list(self.resize)
+        return data
+
+    def decode_key(self) -> tuple[Any, ...]:
+        """The fields that change which frames are decoded (resizing happens later)."""
+        return (self.frames, self.fps, self.start, self.stride, self.short_video)
+
+    def fingerprint(self) -> str:
+        payload = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(payload).hexdigest()[:16]
+
+    def merged(self, overrides: Mapping[str, Any]) -> ClipProtocol:
+        """A copy with the given (unvalidated) fields replaced, then validated."""
+        return protocol_from_mapping(overrides, base=self)
+
+    def describe(self) -> str:
+        frames = "all frames" if self.frames is None else f"{self.frames} frames"
+        fps = "native fps" if self.fps is None else f"{self.fps:g} fps"
+        resize = "native size" if self.resize is None else f"resize {self.resize} ({self.resize_mode})"
+        return f"{frames} @ {fps}, start {self.start:g}s, stride {self.stride}, {resize}, short: {self.short_video}"
+
+
+PROTOCOL_KEYS: tuple[str, ...] = tuple(f.name for f in fields(ClipProtocol))
+
+
+def _positive_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ParamError(key, f"'{key}' must be a positive integer, got {value!r}")
+    return value
+
+
+def _parse_resize(value: Any) -> tuple[int, int] | int | None:
+    if value is None or value == "none":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _positive_int("resize", value)
+    if isinstance(value, list | tuple) and len(value) == 2:
+        height, width = (_positive_int("resize", v) for v in value)
+        return (height, width)
+    raise ParamError(
+        "resize", f"'resize' must be null, an int (shorter side) or [height, width], got {value!r}"
+    )
+
+
+def protocol_from_mapping(data: Mapping[str, Any], base: ClipProtocol | None = None) -> ClipProtocol:
+    """Validate a protocol mapping from a suite; unknown keys and bad values raise ParamError."""
+    base = base or ClipProtocol()
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in PROTOCOL_KEYS:
+            raise ParamError(key, f"unknown protocol key '{key}'")
+        if key == "frames":
+            values[key] = None if value in (None, "all") else _positive_int(key, value)
+        elif key == "fps":
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                      or value <= 0):
+                raise ParamError(key, f"'fps' must be a positive number or null (native), got {value!r}")
+            values[key] = None if value is None else float(value)
+        elif key == "start":
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ParamError(key, f"'start' must be seconds >= 0, got {value!r}")
+            values[key] = float(value)
+        elif key == "stride":
+            values[key] = _positive_int(key, value)
+        elif key == "resize":
+            values[key] = _parse_resize(value)
+        elif key == "resize_mode":
+            if value not in RESIZE_MODES:
+                raise ParamError(key, f"'resize_mode' must be one of {', '.join(RESIZE_MODES)}; got {value!r}")
+            values[key] = value
+        elif key == "short_video":
+            if value not in SHORT_VIDEO_POLICIES:
+                raise ParamError(
+                    key, f"'short_video' must be one of {', '.join(SHORT_VIDEO_POLICIES)}; got {value!r}"
+                )
+            values[key] = value
+    return replace(base, **values)

@@ -1,0 +1,40 @@
+"""One record per item: what the JSON, HTML and JUnit reports are made of. Plain JSON-safe data."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+RECORD_ATTRIBUTE = "aigve_record"  # set on pytest reports; travels through xdist with the report
+
+
+@dataclass
+class ItemRecord:
+    nodeid: str
+    suite: str
+    suite_file: str
+    check: str
+    metric: str
+    sets: list[str]
+    higher_is_better: bool
+    threshold: dict[str, float | None]
+    protocol: dict[str, Any]
+    params: dict[str, Any]
+    line: int
+    outcome: str = "not run"  # passed | failed | error
+    value: float | None = None
+    message: str = ""
+    set_sizes: dict[str, int] = field(default_factory=dict)
+    videos_used: dict[str, list[str]] = field(default_factory=dict)
+    videos_skipped: list[dict[str, str]] = field(default_factory=list)
+    per_video: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    device: str = ""
+    precision: str = ""
+    resolution: list[str] = field(default_factory=list)
+    thumbnails: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,1 @@
+"""Reports: JSON results, self-contained HTML; JUnit properties come from the items."""

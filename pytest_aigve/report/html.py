@@ -1,0 +1,52 @@
+"""The self-contained HTML report: one file, inline CSS, thumbnails as data: URIs, everything escaped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("pytest_aigve", "report/templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _format_value(value: Any) -> str:
+    return "—" if value is None else f"{value:.6g}"
+
+
+def _threshold(threshold: dict[str, float | None]) -> str:
+    low, high = threshold.get("min"), threshold.get("max")
+    if low is not None and high is not None:
+        return f"{low:g} … {high:g}"
+    if low is not None:
+        return f"≥ {low:g}"
+    if high is not None:
+        return f"≤ {high:g}"
+    return "—"
+
+
+_ENV.filters["value"] = _format_value
+_ENV.filters["threshold"] = _threshold
+
+
+def _set_strips(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One thumbnail strip row per (suite, set), in first-seen order."""
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in records:
+        for set_name, thumbs in record.get("thumbnails", {}).items():
+            key = (record["suite"], set_name)
+            if key not in seen and thumbs:
+                seen[key] = {"suite": record["suite"], "set": set_name, "thumbs": thumbs,
+                             "size": record["set_sizes"].get(set_name, len(thumbs))}
+    return list(seen.values())
+
+
+def render_html(results: dict[str, Any]) -> str:
+    template = _ENV.get_template("report.html.j2")
+    return template.render(results=results, records=results["records"], summary=results["summary"],
+                           set_strips=_set_strips(results["records"]), env=results["environment"])

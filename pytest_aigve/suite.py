@@ -1,0 +1,238 @@
+"""Suite files: YAML -> frozen dataclasses, validated with file:line errors. No pytest import."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ParamError, SuiteError
+from .gate import Threshold
+from .metrics.registry import MetricRegistry
+from .protocol import ClipProtocol, protocol_from_mapping
+from .videos import sources
+from .videos.sources import SkippedVideo, Video, VideoSet
+from .yamlmarks import MarkedDict, load_marked_yaml
+
+TOP_LEVEL_KEYS = ("suite", "description", "protocol", "on_bad_video", "video_sets", "checks")
+CHECK_KEYS = ("name", "metric", "set", "reference", "candidate", "params", "min", "max", "protocol",
+              "on_bad_video", "description")
+BAD_VIDEO_POLICIES = ("error", "skip")
+
+SetBuilder = Callable[[str, Mapping[str, Any], Path], VideoSet]
+# source key -> (builder, the other keys it accepts)
+SET_SOURCES: dict[str, tuple[SetBuilder | None, tuple[str, ...]]] = {
+    "folder": (sources.folder_set, ("recursive", "extensions")),
+    "glob": (sources.glob_set, ()),
+    "files": (sources.files_set, ()),
+    "annotations": (sources.annotation_set, ("video_dir", "role")),
+    "mixed_folder": (None, ("suffixes", "unmatched")),  # yields two sets, see _load_sets
+}
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.+\-\[\]]+$")
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    id: str  # the pytest item name, e.g. "flicker[generated]"
+    metric: str
+    sets: tuple[str, ...]  # (set,) or (reference, candidate)
+    params: Mapping[str, Any]
+    threshold: Threshold
+    protocol: ClipProtocol
+    on_bad_video: str
+    line: int
+    description: str = ""
+    pairs: tuple[tuple[Video, Video], ...] = ()
+    unpaired: tuple[SkippedVideo, ...] = ()
+
+
+@dataclass(frozen=True)
+class Suite:
+    path: Path
+    name: str
+    description: str
+    protocol: ClipProtocol
+    sets: Mapping[str, VideoSet]
+    checks: tuple[CheckSpec, ...]
+
+
+def _unknown_key(path: Path, mapping: MarkedDict, allowed: Sequence[str], what: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; allowed: {', '.join(allowed)}"
+            raise SuiteError(path, mapping.line_of(key), f"{what}: unknown key '{key}'{hint}")
+
+
+def _mapping(path: Path, value: Any, line: int, what: str) -> MarkedDict:
+    if not isinstance(value, MarkedDict):
+        raise SuiteError(path, line, f"{what} must be a mapping (key: value), got {type(value).__name__}")
+    return value
+
+
+def _protocol(path: Path, data: MarkedDict, base: ClipProtocol, what: str) -> ClipProtocol:
+    try:
+        return protocol_from_mapping(data, base)
+    except ParamError as exc:
+        close = difflib.get_close_matches(exc.key, [f for f in ClipProtocol.__dataclass_fields__], n=1)
+        hint = f"; did you mean '{close[0]}'?" if close and close[0] != exc.key else ""
+        raise SuiteError(path, data.line_of(exc.key), f"{what}: {exc}{hint}") from None
+
+
+def load_suite(path: Path, registry: MetricRegistry) -> Suite:
+    path = Path(path)
+    data = load_marked_yaml(path)
+    if data is None:
+        raise SuiteError(path, None, "suite file is empty; see README.md for the suite format")
+    root = _mapping(path, data, 1, "a suite file")
+    _unknown_key(path, root, TOP_LEVEL_KEYS, "suite")
+    for required in ("video_sets", "checks"):
+        if required not in root:
+            raise SuiteError(path, root.line, f"suite has no '{required}' section; see README.md for the format")
+    protocol = ClipProtocol()
+    if "protocol" in root:
+        protocol = _protocol(path, _mapping(path, root["protocol"], root.line_of("protocol"), "'protocol'"),
+                             protocol, "protocol")
+    on_bad_video = _bad_video_policy(path, root, "error")
+    video_sets = _load_sets(path, _mapping(path, root["video_sets"], root.line_of("video_sets"), "'video_sets'"))
+    checks = _load_checks(path, root, video_sets, protocol, on_bad_video, registry)
+    name = str(root.get("suite", path.name))
+    return Suite(path, name, str(root.get("description", "")), protocol, video_sets, checks)
+
+
+def _bad_video_policy(path: Path, mapping: MarkedDict, default: str) -> str:
+    value = mapping.get("on_bad_video", default)
+    if value not in BAD_VIDEO_POLICIES:
+        raise SuiteError(path, mapping.line_of("on_bad_video"),
+                         f"'on_bad_video' must be 'error' or 'skip', got {value!r}")
+    return str(value)
+
+
+def _load_sets(path: Path, section: MarkedDict) -> dict[str, VideoSet]:
+    if not section:
+        raise SuiteError(path, section.line, "'video_sets' is empty; define at least one set")
+    base = path.parent
+    result: dict[str, VideoSet] = {}
+    for name, spec in section.items():
+        line = section.line_of(name)
+        if not _NAME_RE.match(name):
+            raise SuiteError(path, line, f"video set name '{name}' may only use letters, digits and _ . + -")
+        spec = _mapping(path, spec, line, f"video set '{name}'")
+        kinds = [k for k in spec if k in SET_SOURCES]
+        if len(kinds) != 1:
+            found = f"found {', '.join(kinds)}" if kinds else "found none"
+            raise SuiteError(path, spec.line, f"video set '{name}' needs exactly one source "
+                                              f"({', '.join(SET_SOURCES)}); {found}")
+        kind = kinds[0]
+        builder, extra_keys = SET_SOURCES[kind]
+        _unknown_key(path, spec, (kind, *extra_keys), f"video set '{name}' ({kind})")
+        try:
+            if builder is None:
+                built = list(sources.mixed_folder_sets(name, spec, base))
+            else:
+                built = [builder(name, spec, base)]
+        except ParamError as exc:
+            raise SuiteError(path, spec.line_of(exc.key), str(exc)) from None
+        for video_set in built:
+            result[video_set.name] = video_set
+    return result
+
+
+def _set_reference(path: Path, check: MarkedDict, key: str, sets: Mapping[str, VideoSet]) -> str:
+    value = check[key]
+    if not isinstance(value, str) or value not in sets:
+        close = difflib.get_close_matches(str(value), list(sets), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise SuiteError(path, check.line_of(key),
+                         f"'{key}': unknown video set {value!r}; defined: {', '.join(sets)}{hint}")
+    return value
+
+
+def _number(path: Path, check: MarkedDict, key: str) -> float | None:
+    value = check.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SuiteError(path, check.line_of(key), f"'{key}' must be a number, got {value!r}")
+    return float(value)
+
+
+def _load_checks(path: Path, root: MarkedDict, sets: Mapping[str, VideoSet], protocol: ClipProtocol,
+                 on_bad_video: str, registry: MetricRegistry) -> tuple[CheckSpec, ...]:
+    section = root["checks"]
+    if not isinstance(section, list) or not section:
+        raise SuiteError(path, root.line_of("checks"), "'checks' must be a non-empty list of checks")
+    checks: list[CheckSpec] = []
+    first_line: dict[str, int] = {}
+    for index, raw in enumerate(section):
+        check = _mapping(path, raw, section.line_of(index), f"check #{index + 1}")  # type: ignore[attr-defined]
+        spec = _load_check(path, check, sets, protocol, on_bad_video, registry)
+        if spec.id in first_line:
+            raise SuiteError(path, check.line, f"duplicate check '{spec.id}' (first on line "
+                                               f"{first_line[spec.id]}); give one of them a distinct 'name'")
+        first_line[spec.id] = check.line
+        checks.append(spec)
+    return tuple(checks)
+
+
+def _load_check(path: Path, check: MarkedDict, sets: Mapping[str, VideoSet], protocol: ClipProtocol,
+                on_bad_video: str, registry: MetricRegistry) -> CheckSpec:
+    _unknown_key(path, check, CHECK_KEYS, "check")
+    if "metric" not in check:
+        raise SuiteError(path, check.line, "check has no 'metric'")
+    metric_name = check["metric"]
+    if metric_name not in registry:
+        close = difflib.get_close_matches(str(metric_name), registry.names(), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise SuiteError(path, check.line_of("metric"),
+                         f"unknown metric {metric_name!r}{hint}; known: {', '.join(registry.names())}")
+    metric_cls = registry.get(metric_name)
+    where = f"check '{check.get('name', metric_name)}'"
+    params_raw = _mapping(path, check.get("params", MarkedDict()), check.line_of("params"), f"{where}: 'params'")
+    try:
+        params = metric_cls.validate_params(params_raw)
+    except ParamError as exc:
+        line = params_raw.line_of(exc.key) if exc.key in params_raw else check.line_of("params")
+        raise SuiteError(path, line, f"{where}: {exc}") from None
+    if metric_cls.inputs == "paired":
+        if "set" in check or "reference" not in check or "candidate" not in check:
+            raise SuiteError(path, check.line, f"{where}: metric '{metric_name}' compares two sets; "
+                                               "give 'reference' and 'candidate' (not 'set')")
+        set_names: tuple[str, ...] = (_set_reference(path, check, "reference", sets),
+                                      _set_reference(path, check, "candidate", sets))
+    else:
+        if "set" not in check or "reference" in check or "candidate" in check:
+            raise SuiteError(path, check.line, f"{where}: metric '{metric_name}' reads one set; give 'set'")
+        set_names = (_set_reference(path, check, "set", sets),)
+    check_protocol = protocol
+    if "protocol" in check:
+        check_protocol = _protocol(path, _mapping(path, check["protocol"], check.line_of("protocol"),
+                                                  f"{where}: 'protocol'"), protocol, f"{where}: protocol")
+    policy = _bad_video_policy(path, check, on_bad_video)
+    low, high = _number(path, check, "min"), _number(path, check, "max")
+    if low is not None and high is not None and low > high:
+        raise SuiteError(path, check.line_of("min"), f"{where}: min {low:g} is above max {high:g}")
+    name = check.get("name")
+    if name is not None and (not isinstance(name, str) or not _NAME_RE.match(name)):
+        raise SuiteError(path, check.line_of("name"), f"{where}: 'name' may only use letters, digits, _ . + - [ ]")
+    item_id = name or f"{metric_name}[{'-vs-'.join(set_names)}]"
+    pairs: list[tuple[Video, Video]] = []
+    unpaired: list[SkippedVideo] = []
+    if metric_cls.inputs == "paired":
+        try:
+            pairs, unpaired = sources.pair_sets(sets[set_names[0]], sets[set_names[1]])
+        except ParamError as exc:
+            raise SuiteError(path, check.line_of(exc.key), f"{where}: {exc}") from None
+        if unpaired and policy == "error":
+            listing = "; ".join(f"{s.label}: {s.reason}" for s in unpaired[:10])
+            raise SuiteError(path, check.line, f"{where}: {len(unpaired)} unmatched video(s) between "
+                                               f"'{set_names[0]}' and '{set_names[1]}': {listing}. Pair them by "
+                                               "file name, or set 'on_bad_video: skip' to leave them out")
+        if not pairs:
+            raise SuiteError(path, check.line, f"{where}: no video of '{set_names[1]}' has a partner in "
+                                               f"'{set_names[0]}' (videos pair by file name without extension)")
+    return CheckSpec(item_id, metric_name, set_names, params, Threshold(low, high), check_protocol, policy,
+                     check.line, str(check.get("description", "")), tuple(pairs), tuple(unpaired))
