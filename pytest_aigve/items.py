@@ -74,7 +74,10 @@ class CheckItem(pytest.Item):
         record, result = self.record, outcome.result
         record.value = result.value
         record.per_video = result.per_video
-        record.details = result.details
+        record.details = {k: v for k, v in result.details.items() if k != "backbone"}
+        if "backbone" in result.details:
+            record.backbone = result.details["backbone"]
+            record.precision = record.backbone["precision"]
         record.warnings = list(result.warnings)
         record.videos_used = outcome.videos_used
         record.videos_skipped = [{"video": s.label, "reason": s.reason} for s in outcome.skipped]
@@ -91,7 +94,13 @@ class CheckItem(pytest.Item):
             ("aigve.videos_skipped", str(len(outcome.skipped))),
             ("aigve.protocol", json.dumps(self.check.protocol.to_dict(), sort_keys=True)),
             ("aigve.device", self.record.device),
+            ("aigve.precision", self.record.precision),
         ])
+        if record.backbone:
+            self.user_properties.extend([("aigve.backbone", record.backbone["name"]),
+                                         ("aigve.weights_sha256", record.backbone["weights_sha256"])])
+        for warning in record.warnings:
+            self.user_properties.append(("aigve.warning", warning))
 
     def runtest(self) -> None:
         assert self.result is not None

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from .paths import default_cache_dir
 
 DEFAULT_SUITE_PATTERNS = ["aigve_*.yaml", "aigve_*.yml", "*.aigve.yaml", "*.aigve.yml"]
 DEFAULT_REPORT_DIR = "reports"
@@ -30,6 +33,15 @@ def add_options(parser: pytest.Parser) -> None:
                     help="compute device: auto (CUDA when available), cpu, cuda or cuda:N")
     group.addoption("--aigve-clip-cache-mb", type=int, default=2048, metavar="MB",
                     help="memory for decoded clips shared between checks, per process (default 2048)")
+    group.addoption("--aigve-weights-dir", default=None, metavar="DIR",
+                    help="folder with model weights, looked in first (default: $AIGVE_WEIGHTS_DIR)")
+    group.addoption("--aigve-allow-unverified-weights", action="store_true", default=False,
+                    help="accept weights whose hash differs from the published one (your own conversion); "
+                         "recorded with every score (also: AIGVE_ALLOW_UNVERIFIED_WEIGHTS=1)")
+    group.addoption("--aigve-cache-dir", default=None, metavar="DIR",
+                    help="feature cache folder (default: $AIGVE_CACHE_DIR, else ~/.cache/pytest-aigve/features)")
+    group.addoption("--aigve-no-cache", action="store_true", default=False,
+                    help="neither read nor write the on-disk feature cache")
     parser.addini("aigve_suite_patterns", type="args", default=DEFAULT_SUITE_PATTERNS,
                   help="file name patterns collected as suites in normal collection")
 
@@ -42,6 +54,9 @@ class AigveOptions:
     html_path: Path | None
     device: str
     clip_cache_bytes: int
+    weights_dir: Path | None
+    allow_unverified_weights: bool
+    feature_cache_dir: Path | None  # None: no on-disk feature cache
 
     def is_suite(self, path: Path) -> bool:
         return path.resolve() in self.suites or any(fnmatch.fnmatch(path.name, p) for p in self.patterns)
@@ -76,4 +91,13 @@ def options_from_config(config: pytest.Config) -> AigveOptions:
         html_path=_report_path(config.getoption("aigve_html"), report_dir, HTML_NAME, invocation_dir),
         device=device,
         clip_cache_bytes=cache_mb * 1024 * 1024,
+        weights_dir=_optional_dir(config.getoption("aigve_weights_dir"), invocation_dir),
+        allow_unverified_weights=config.getoption("aigve_allow_unverified_weights")
+        or os.environ.get("AIGVE_ALLOW_UNVERIFIED_WEIGHTS", "") not in ("", "0"),
+        feature_cache_dir=None if config.getoption("aigve_no_cache") else (
+            _optional_dir(config.getoption("aigve_cache_dir"), invocation_dir) or default_cache_dir()),
     )
+
+
+def _optional_dir(value: str | None, invocation_dir: Path) -> Path | None:
+    return None if value is None else (invocation_dir / value).resolve()

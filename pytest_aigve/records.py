@@ -33,6 +33,7 @@ class ItemRecord:
     timings: dict[str, float] = field(default_factory=dict)
     device: str = ""
     precision: str = ""
+    backbone: dict[str, Any] = field(default_factory=dict)  # network, weights file and SHA-256, input, precision
     resolution: list[str] = field(default_factory=list)
     thumbnails: dict[str, list[dict[str, str]]] = field(default_factory=dict)
 

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import av
@@ -16,7 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from .errors import MetricError, VideoError
-from .metrics.base import Metric, MetricInputs, MetricResult
+from .features import FeatureStore
+from .features.backbones import BACKBONES, Backbone
+from .features.weights import REGISTRY, locate, verify
+from .metrics.base import BackboneRequest, Metric, MetricInputs, MetricResult
 from .metrics.registry import MetricRegistry
 from .protocol import ClipProtocol
 from .suite import CheckSpec, Suite
@@ -37,7 +42,27 @@ class EvalContext:
     registry: MetricRegistry
     progress: Callable[[str, bool, float], None] = lambda message, final, elapsed: None
     make_thumbnails: bool = True
+    weights_dir: Path | None = None
+    allow_unverified_weights: bool = False
+    feature_cache_dir: Path | None = None
     _thumbnails: dict[tuple[str, str, tuple[Any, ...]], list[dict[str, str]]] = field(default_factory=dict)
+    _backbones: dict[tuple[Any, ...], Backbone] = field(default_factory=dict)
+
+    @cached_property
+    def features(self) -> FeatureStore:
+        return FeatureStore(self.clips, self.feature_cache_dir)
+
+    def backbone(self, request: BackboneRequest, suite_dir: Path) -> Backbone:
+        """One backbone per (network, weights file, precision) and process; weights located and checked here."""
+        entry = REGISTRY[request.key]
+        explicit = suite_dir / request.weights if request.weights else None
+        path = locate(entry, explicit, self.weights_dir)
+        key = (request.key, str(path.resolve()), request.precision, request.batch_size)
+        if key not in self._backbones:
+            check = verify(entry, path, self.allow_unverified_weights)
+            self._backbones[key] = BACKBONES[request.key](path, check.sha256, self.device, request.precision,
+                                                          request.batch_size, check.status)
+        return self._backbones[key]
 
 
 @dataclass
@@ -88,6 +113,44 @@ class SuiteInputs(MetricInputs):
                 self.used[video_set.name].append(video.label)
                 yield video, tensor
 
+    def _set_for(self, role: str) -> VideoSet:
+        index = {"set": 0, "reference": 0, "candidate": 1}[role]
+        if role == "candidate" and len(self.check.sets) < 2:
+            raise MetricError(f"{self.check.metric} asked for a candidate set, but the check has one set")
+        return self.suite.sets[self.check.sets[index]]
+
+    def features(self, role: str, request: BackboneRequest) -> tuple[list[np.ndarray], dict[str, Any]]:
+        video_set = self._set_for(role)
+        backbone = self.ctx.backbone(request, self.suite.path.parent)
+
+        def skip(video: Video, error: VideoError) -> None:
+            if self.check.on_bad_video != "skip":
+                raise error
+            self.skipped.append(SkippedVideo(video.label, error.problem))
+
+        def announce(done: int) -> None:
+            self._announce(f"{video_set.name} ({backbone.name} features)", done, total)
+
+        computed_before = self.ctx.features.stats.computed
+        total = len(video_set.videos)
+        found = self.ctx.features.features(video_set.videos, self.check.protocol, backbone, skip, announce)
+        self.used[video_set.name] = [video.label for video, _ in found]
+        info = {**backbone.describe(), "features_computed": self.ctx.features.stats.computed - computed_before,
+                "features_cached": len(found) - (self.ctx.features.stats.computed - computed_before)}
+        for video, _ in found:
+            self._note_resolution(video)
+        return [features for _, features in found], info
+
+    def _note_resolution(self, video: Video) -> None:
+        """The size fed to the backbone's own preprocessing (after the protocol's resize)."""
+        resize = self.check.protocol.resize
+        if isinstance(resize, tuple):
+            self.resolutions.add(f"{resize[1]}x{resize[0]}")
+        elif resize is None:
+            self.resolutions.add("native")
+        else:
+            self.resolutions.add(f"shorter side {resize}")
+
     def pairs(self) -> Iterator[tuple[Video, torch.Tensor, Video, torch.Tensor]]:
         ref_name, cand_name = self.check.sets
         for index, (ref_video, cand_video) in enumerate(self.check.pairs, start=1):
@@ -102,6 +165,7 @@ class SuiteInputs(MetricInputs):
 def evaluate_check(suite: Suite, check: CheckSpec, ctx: EvalContext) -> CheckResult:
     metric = ctx.registry.get(check.metric)(check.params, ctx.device)
     inputs = SuiteInputs(suite, check, ctx)
+    decodes_before = ctx.clips.stats.decodes
     started = time.perf_counter()
     try:
         result = metric.evaluate(inputs)
@@ -111,6 +175,11 @@ def evaluate_check(suite: Suite, check: CheckSpec, ctx: EvalContext) -> CheckRes
             raise MetricError(f"every video was skipped as bad ({listing})") from exc
         raise
     seconds = time.perf_counter() - started
+    result.details["videos_decoded"] = ctx.clips.stats.decodes - decodes_before
+    weights_check = result.details.get("backbone", {}).get("weights_check", "")
+    if weights_check.startswith("UNVERIFIED"):
+        result.warnings.append(f"weights {result.details['backbone']['weights']}: {weights_check}; this score is "
+                               "not comparable with scores from the published weights")
     if not math.isfinite(result.value):
         raise MetricError(f"{check.metric} produced a non-finite value ({result.value}); this is a bug in the "
                           "metric or degenerate input, and is never reported as a score")
@@ -141,17 +210,18 @@ def _strip(frames: np.ndarray) -> str:
 
 
 def thumbnails_for(video_set: VideoSet, protocol: ClipProtocol, ctx: EvalContext) -> list[dict[str, str]]:
-    """Thumbnail strips of the first videos of a set, from the clip cache (decoded already, unless evicted)."""
+    """Thumbnail strips of the first videos of a set, from clips this process has decoded anyway."""
     if not ctx.make_thumbnails:
         return []
     key = (video_set.name, str(video_set.videos[0].path), protocol.decode_key())
     if key not in ctx._thumbnails:
         strips = []
         for video in video_set.videos[:THUMBNAIL_VIDEOS]:
-            try:
-                clip = ctx.clips.get(video, protocol)
-            except VideoError:
+            clip = ctx.clips.peek(video, protocol)  # never decode just for a picture (warm feature caches)
+            if clip is None:
                 continue
             strips.append({"video": video.label, "src": _strip(clip.frames)})
-        ctx._thumbnails[key] = strips
+        if strips:
+            ctx._thumbnails[key] = strips
+        return strips
     return ctx._thumbnails[key]

@@ -60,7 +60,10 @@ class AigveRuntime:
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
         return EvalContext(device=device, clips=ClipCache(self.options.clip_cache_bytes), registry=self.registry,
-                           progress=self._progress, make_thumbnails=self.options.html_path is not None)
+                           progress=self._progress, make_thumbnails=self.options.html_path is not None,
+                           weights_dir=self.options.weights_dir,
+                           allow_unverified_weights=self.options.allow_unverified_weights,
+                           feature_cache_dir=self.options.feature_cache_dir)
 
     def _progress(self, message: str, final: bool, elapsed: float) -> None:
         """-vv: a line per video; otherwise a line when a check's videos took long (-v: 2 s, default: 10 s)."""

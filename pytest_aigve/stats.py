@@ -77,3 +77,67 @@ class MomentAccumulator:
             raise ValueError(f"covariance needs more than {ddof} samples, have {self.count}")
         mean = self.mean()
         return (self.outer - self.count * np.outer(mean, mean)) / (self.count - ddof)
+
+
+@dataclass(frozen=True)
+class FrechetResult:
+    value: float
+    trace_sqrt: float  # tr √(Σ₁Σ₂)
+    smallest_eigenvalue: float  # of Σ₁^½ Σ₂ Σ₁^½ before clipping (tiny negatives are round-off)
+
+
+def _sqrt_psd(matrix: np.ndarray) -> np.ndarray:
+    eigenvalues, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ vectors.T
+
+
+def _checked_trace_sqrt(eigenvalues: np.ndarray) -> tuple[float, float]:
+    """Σ √λ with round-off negatives clipped; a clearly negative eigenvalue means the input is not a covariance."""
+    scale = max(float(np.abs(eigenvalues).max(initial=0.0)), 1e-300)
+    smallest = float(eigenvalues.min(initial=0.0))
+    if smallest < -1e-6 * scale:
+        raise ValueError(f"matrix square root of a non-PSD product (eigenvalue {smallest:.3g}, scale {scale:.3g}); "
+                         "the covariances are not valid")
+    return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum()), smallest
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> FrechetResult:
+    """‖μ₁−μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr √(Σ₁Σ₂), in float64, exactly.
+
+    tr √(Σ₁Σ₂) = tr √(Σ₁^½ Σ₂ Σ₁^½): the second matrix is symmetric PSD, so its eigenvalues are real and
+    the trace is the sum of their square roots. No complex values, no iterative sqrtm.
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
+        raise ValueError(f"shape mismatch: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
+    root = _sqrt_psd(sigma1)
+    product = root @ sigma2 @ root
+    trace_sqrt, smallest = _checked_trace_sqrt(np.linalg.eigvalsh((product + product.T) / 2))
+    value = float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt)
+    if not np.isfinite(value):
+        raise ValueError(f"Fréchet distance is not finite ({value})")
+    return FrechetResult(value, trace_sqrt, smallest)
+
+
+def frechet_distance_from_features(features1: np.ndarray, features2: np.ndarray, ddof: int) -> FrechetResult:
+    """The same distance from raw features; with fewer samples than dimensions it uses the singular values
+    of A·Bᵀ (A, B centred features / √(N−ddof)), which equal the eigenvalue square roots of Σ₁Σ₂ exactly."""
+    a = np.asarray(features1, np.float64)
+    b = np.asarray(features2, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"features must be (N, D) with the same D, got {a.shape} and {b.shape}")
+    for name, x in (("first", a), ("second", b)):
+        if x.shape[0] - ddof <= 0:
+            raise ValueError(f"the {name} set has {x.shape[0]} feature vectors; need more than {ddof}")
+        if not np.isfinite(x).all():
+            raise ValueError(f"the {name} set's features contain NaN or inf")
+    mu1, mu2 = a.mean(axis=0), b.mean(axis=0)
+    if max(a.shape[0], b.shape[0]) >= a.shape[1]:
+        return frechet_distance(mu1, np.cov(a, rowvar=False, ddof=ddof), mu2, np.cov(b, rowvar=False, ddof=ddof))
+    centred1 = (a - mu1) / np.sqrt(a.shape[0] - ddof)
+    centred2 = (b - mu2) / np.sqrt(b.shape[0] - ddof)
+    singular = np.linalg.svd(centred1 @ centred2.T, compute_uv=False)
+    trace_sqrt = float(singular.sum())
+    value = float(np.sum((mu1 - mu2) ** 2) + np.sum(centred1**2) + np.sum(centred2**2) - 2.0 * trace_sqrt)
+    return FrechetResult(value, trace_sqrt, 0.0)

@@ -197,7 +197,7 @@ def _load_check(path: Path, check: MarkedDict, sets: Mapping[str, VideoSet], pro
     except ParamError as exc:
         line = params_raw.line_of(exc.key) if exc.key in params_raw else check.line_of("params")
         raise SuiteError(path, line, f"{where}: {exc}") from None
-    if metric_cls.inputs == "paired":
+    if metric_cls.inputs in ("paired", "sets"):
         if "set" in check or "reference" not in check or "candidate" not in check:
             raise SuiteError(path, check.line, f"{where}: metric '{metric_name}' compares two sets; "
                                                "give 'reference' and 'candidate' (not 'set')")
@@ -211,6 +211,9 @@ def _load_check(path: Path, check: MarkedDict, sets: Mapping[str, VideoSet], pro
     if "protocol" in check:
         check_protocol = _protocol(path, _mapping(path, check["protocol"], check.line_of("protocol"),
                                                   f"{where}: 'protocol'"), protocol, f"{where}: protocol")
+    overrides = metric_cls.protocol_overrides(params)
+    if overrides:
+        check_protocol = _protocol(path, MarkedDict(overrides), check_protocol, f"{where}: params")
     policy = _bad_video_policy(path, check, on_bad_video)
     low, high = _number(path, check, "min"), _number(path, check, "max")
     if low is not None and high is not None and low > high:

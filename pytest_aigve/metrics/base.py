@@ -8,13 +8,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 
 from ..errors import MetricError, ParamError
 from ..stats import MeanAccumulator
 from ..videos.sources import Video
 
-InputKind = Literal["single", "paired"]
+InputKind = Literal["single", "paired", "sets"]  # one set; frame-aligned pairs; two sets as distributions
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,19 @@ class MetricInputs(ABC):
 
     @abstractmethod
     def pairs(self) -> Iterator[tuple[Video, torch.Tensor, Video, torch.Tensor]]: ...
+
+    @abstractmethod
+    def features(self, role: str, request: BackboneRequest) -> tuple[list[np.ndarray], dict[str, Any]]:
+        """Per-video backbone features of the check's `set`, `reference` or `candidate` set, and a
+        description of the backbone that made them (recorded with the score)."""
+
+
+@dataclass(frozen=True)
+class BackboneRequest:
+    key: str  # inception, i3d, videomae, r3d18
+    weights: str | None = None  # an explicit weights path from the suite
+    precision: str = "fp32"
+    batch_size: int = 16
 
 
 class Metric(ABC):
@@ -79,6 +93,11 @@ class Metric(ABC):
         if clip.shape[0] < self.min_frames:
             raise MetricError(f"{video.path}: {self.name} needs at least {self.min_frames} frames per clip, "
                               f"the protocol gave {clip.shape[0]}; raise 'frames' in the protocol")
+
+    @classmethod
+    def protocol_overrides(cls, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Protocol fields a metric's parameters fix (e.g. CD-FVD's resolution); recorded like any other."""
+        return {}
 
     @abstractmethod
     def evaluate(self, inputs: MetricInputs) -> MetricResult: ...

@@ -12,6 +12,12 @@ BUILTIN_METRICS: dict[str, str] = {
     "flicker": "pytest_aigve.metrics.flicker:TemporalFlicker",
     "psnr": "pytest_aigve.metrics.psnr:PSNR",
     "ssim": "pytest_aigve.metrics.ssim:SSIM",
+    "fid": "pytest_aigve.metrics.fid:FID",
+    "kid": "pytest_aigve.metrics.kid:KID",
+    "is": "pytest_aigve.metrics.inception_score:InceptionScore",
+    "fvd": "pytest_aigve.metrics.fvd:FVD",
+    "fvd_r3d18": "pytest_aigve.metrics.fvd_r3d18:FVDR3D18",
+    "cd_fvd": "pytest_aigve.metrics.cd_fvd:CDFVD",
 }
 
 

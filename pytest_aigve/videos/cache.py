@@ -41,6 +41,10 @@ class ClipCache:
         self._bytes = 0
         self.stats = CacheStats()
 
+    def peek(self, video: Video, protocol: ClipProtocol) -> DecodedClip | None:
+        """The clip if it is in memory; never decodes."""
+        return self._clips.get((*file_identity(video.path), protocol.decode_key()))
+
     def get(self, video: Video, protocol: ClipProtocol) -> DecodedClip:
         key: CacheKey = (*file_identity(video.path), protocol.decode_key())
         if key in self._failures:

@@ -36,3 +36,12 @@ def clip_to_tensor(frames: np.ndarray, protocol: ClipProtocol, device: torch.dev
         left = (clip.shape[-1] - protocol.resize[1]) // 2
         clip = clip[..., top: top + protocol.resize[0], left: left + protocol.resize[1]]
     return clip
+
+
+def clip_to_uint8(frames: np.ndarray, protocol: ClipProtocol, device: torch.device) -> torch.Tensor:
+    """(T, H, W, 3) uint8 on `device`, resized per the protocol (rounded back to uint8), for backbones
+    whose reference preprocessing starts from uint8 frames."""
+    if protocol.resize is None:
+        return torch.from_numpy(np.ascontiguousarray(frames)).to(device)
+    clip = clip_to_tensor(frames, protocol, device, dtype=torch.float32)
+    return clip.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()

@@ -1,0 +1,229 @@
+"""The research-standard backbones, built from the packages that define them, fed on the compute device.
+
+Each backbone turns one decoded clip (uint8, (T, H, W, 3), already on the device) into its model input
+with exactly the reference preprocessing, then runs batches through the network:
+
+  inception  torch-fidelity's TF-FID InceptionV3 (TF1-compatible bilinear resize to 299 inside),
+             frames as images -> pool3 (2048) and unbiased logits (1008), per frame
+  i3d        cd-fvd's InceptionI3d-400, cd-fvd's preprocess_i3d (bilinear 224, [-1, 1]) -> 400 logits
+  videomae   cd-fvd's VideoMAE-v2 VisionTransformer, cd-fvd's preprocess_videomae (/255, bilinear 224)
+             -> mean-pooled fc_norm features (1408 for ViT-g)
+  r3d18      torchvision r3d_18 with its Kinetics-400 transforms, fc removed -> 512
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from functools import cached_property, partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import MetricError
+from .weights import REGISTRY, WeightsError, WeightsFile, load_into, load_state_dict
+
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+class Backbone(ABC):
+    """A feature extractor over decoded clips. `identity` changes whenever its outputs could."""
+
+    weights_key: ClassVar[str]
+    name: ClassVar[str]
+    min_frames: ClassVar[int] = 1
+    per_frame: ClassVar[bool] = False  # features per frame (images) rather than per clip
+    input_description: ClassVar[str]
+
+    def __init__(self, weights_path: Path, weights_sha256: str, device: torch.device, precision: str = "fp32",
+                 batch_size: int = 16, weights_status: str = "") -> None:
+        if precision not in PRECISIONS:
+            raise MetricError(f"precision {precision!r} is not supported; use one of {', '.join(PRECISIONS)}")
+        self.weights_path = weights_path
+        self.weights_sha256 = weights_sha256
+        self.weights_status = weights_status
+        self.device = device
+        self.precision = precision
+        self.dtype = PRECISIONS[precision]
+        self.batch_size = batch_size
+
+    @property
+    def entry(self) -> WeightsFile:
+        return REGISTRY[self.weights_key]
+
+    @property
+    def identity(self) -> str:
+        return f"{self.name}@{self.weights_sha256[:16]}/{self.precision}"
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "weights": self.weights_path.name, "weights_sha256": self.weights_sha256,
+                "weights_check": self.weights_status,
+                "input": self.input_description, "precision": self.precision, "device": str(self.device)}
+
+    @cached_property
+    def model(self) -> nn.Module:
+        """Built on first use: a warm feature cache never loads the network."""
+        state = load_state_dict(self.weights_path, self.entry, nested_keys=("model", "module", "state_dict"))
+        return self.build(state).eval().requires_grad_(False).to(self.device)
+
+    @abstractmethod
+    def build(self, state: dict[str, Any]) -> nn.Module: ...
+
+    @abstractmethod
+    def prepare(self, clip: torch.Tensor) -> torch.Tensor:
+        """(T, H, W, 3) uint8 on the device -> this video's model input."""
+
+    @abstractmethod
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """A batch of prepared inputs -> (N, D) features."""
+
+    def check_clip(self, clip: torch.Tensor, label: str) -> None:
+        if clip.shape[0] < self.min_frames:
+            raise MetricError(f"{label}: {self.name} needs at least {self.min_frames} frames per clip, the protocol "
+                              f"gave {clip.shape[0]}; raise 'frames' in the protocol")
+
+    def extract(self, clips: list[torch.Tensor]) -> list[np.ndarray]:
+        """Features per clip, float64 on the CPU; batched through the network."""
+        prepared = [self.prepare(clip) for clip in clips]
+        if self.per_frame:
+            sizes = [p.shape[0] for p in prepared]
+            stacked = torch.cat(prepared)
+        else:
+            sizes = [1] * len(prepared)
+            stacked = torch.stack(prepared)
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, stacked.shape[0], self.batch_size):
+                batch = stacked[start: start + self.batch_size]
+                outputs.append(self.forward(batch).to("cpu", torch.float64))
+        features = torch.cat(outputs).numpy()
+        if not np.isfinite(features).all():
+            raise MetricError(f"{self.name} produced NaN or inf features (precision {self.precision}); "
+                              "check the weights file, or use precision fp32")
+        return [chunk for chunk in np.split(features, np.cumsum(sizes)[:-1])]
+
+
+class InceptionBackbone(Backbone):
+    weights_key = "inception"
+    name = "inception-v3-tf"
+    per_frame = True
+    input_description = "frames, TF1-bilinear to 299x299, (x-128)/128 (torch-fidelity)"
+    FEATURE_DIM = 2048
+    LOGITS_DIM = 1008
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.precision != "fp32":
+            raise MetricError("the TF-FID Inception runs in fp32 only (torch-fidelity's numerics); drop 'precision'")
+
+    def build(self, state: dict[str, Any]) -> nn.Module:
+        import torchvision
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+        # the same keys as torch-fidelity's network: check the file's architecture before handing it over
+        template = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=self.LOGITS_DIM,
+                                                   init_weights=False)
+        load_into(template, state, self.weights_path, self.entry)
+        # torch-fidelity reads the file itself (weights_only=False); load_state_dict above has just read it
+        # with weights_only=True, so it holds tensors only
+        return FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                           feature_extractor_weights_path=str(self.weights_path))
+
+    def prepare(self, clip: torch.Tensor) -> torch.Tensor:
+        return clip.permute(0, 3, 1, 2).contiguous()
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        pool, logits = self.model(batch)
+        return torch.cat([pool, logits], dim=1)
+
+
+class I3DBackbone(Backbone):
+    weights_key = "i3d"
+    name = "i3d-400"
+    min_frames = 9  # the final AvgPool3d fails on 8 frames or fewer
+    input_description = "clip, bilinear to 224x224, [-1, 1] (cd-fvd preprocess_i3d)"
+    SIZE = (224, 224)
+
+    def build(self, state: dict[str, Any]) -> nn.Module:
+        from cdfvd.third_party.i3d.pytorch_i3d import InceptionI3d
+
+        model = InceptionI3d(400, in_channels=3)
+        load_into(model, state, self.weights_path, self.entry)
+        return model.to(self.dtype)
+
+    def prepare(self, clip: torch.Tensor) -> torch.Tensor:
+        frames = clip.permute(0, 3, 1, 2).to(torch.float32)  # (T, 3, H, W)
+        frames = F.interpolate(frames, size=self.SIZE, mode="bilinear", align_corners=False)
+        return (2.0 * frames / 255.0 - 1.0).transpose(0, 1)  # (3, T, 224, 224)
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.model(batch.to(self.dtype))
+
+
+class VideoMAEBackbone(Backbone):
+    weights_key = "videomae"
+    name = "videomae-v2"
+    min_frames = 2
+    input_description = "clip, /255, bilinear to 224x224 (cd-fvd preprocess_videomae)"
+    SIZE = (224, 224)
+    HEAD_DIM = 88  # ViT-g/14: 1408 = 16 heads x 88
+
+    def build(self, state: dict[str, Any]) -> nn.Module:
+        from cdfvd.third_party.VideoMAEv2.videomaev2_finetune import VisionTransformer
+
+        try:
+            embed_dim = state["patch_embed.proj.weight"].shape[0]
+            depth = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+            hidden = state["blocks.0.mlp.fc1.weight"].shape[0]
+            classes = state["head.weight"].shape[0]
+        except (KeyError, ValueError, IndexError, AttributeError):
+            raise WeightsError(f"weights {self.weights_path} are not a VideoMAE-v2 ViT checkpoint (no patch_embed / "
+                               "blocks / head keys); is it the right file for videomae?") from None
+        # the ViT-g/14 family (vit_giant_patch14_224 in cd-fvd) with the width and depth the file holds
+        model = VisionTransformer(img_size=224, patch_size=14, embed_dim=embed_dim, depth=depth,
+                                  num_heads=max(1, embed_dim // self.HEAD_DIM), mlp_ratio=hidden / embed_dim,
+                                  qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6), num_classes=classes,
+                                  all_frames=16, tubelet_size=2, use_mean_pooling=True)
+        load_into(model, state, self.weights_path, self.entry)
+        return model.to(self.dtype)
+
+    def prepare(self, clip: torch.Tensor) -> torch.Tensor:
+        video = clip.permute(3, 0, 1, 2).to(torch.float32) / 255.0  # (3, T, H, W): T acts as channels
+        return F.interpolate(video, size=self.SIZE, mode="bilinear", align_corners=False)
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(batch.to(self.dtype))  # type: ignore[operator]
+
+
+class R3D18Backbone(Backbone):
+    weights_key = "r3d18"
+    name = "r3d-18-k400"
+    input_description = "clip, torchvision KINETICS400_V1 transforms (resize 128x171, crop 112, normalise)"
+
+    def build(self, state: dict[str, Any]) -> nn.Module:
+        from torchvision.models.video import r3d_18
+
+        model = r3d_18(weights=None)
+        load_into(model, state, self.weights_path, self.entry)
+        model.fc = nn.Identity()
+        return model.to(self.dtype)
+
+    @cached_property
+    def transforms(self) -> nn.Module:
+        from torchvision.models.video import R3D_18_Weights
+
+        return R3D_18_Weights.KINETICS400_V1.transforms()
+
+    def prepare(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.transforms(clip.permute(0, 3, 1, 2))  # (T, 3, H, W) uint8 -> (3, T, 112, 112)
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.model(batch.to(self.dtype))
+
+
+BACKBONES: dict[str, type[Backbone]] = {
+    cls.weights_key: cls for cls in (InceptionBackbone, I3DBackbone, VideoMAEBackbone, R3D18Backbone)
+}

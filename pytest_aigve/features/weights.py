@@ -1,0 +1,323 @@
+"""Model weights: the registry of files, where they are looked for, checking, loading and fetching.
+
+Lookup order (first hit wins):
+  1. the path given in the suite (metric parameter `weights`),
+  2. --aigve-weights-dir, else the AIGVE_WEIGHTS_DIR environment variable,
+  3. the torch hub cache (`torch.hub.get_dir()/checkpoints`, i.e. $TORCH_HOME/hub/checkpoints),
+  4. cd-fvd's own folder (for its I3D and VideoMAE files).
+Files are always loaded with `torch.load(..., weights_only=True)` and hash-checked where a hash is known.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import AigveError
+
+WEIGHTS_ENV = "AIGVE_WEIGHTS_DIR"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    key: str
+    filename: str
+    url: str
+    sha256: str | None  # the full digest, where published
+    sha256_prefix: str | None  # torch-hub convention: the first hex digits, carried in the file name
+    size: int | None  # bytes, where published
+    description: str
+    aliases: tuple[str, ...] = ()  # the same file under other names (other packages' caches)
+    cdfvd_subdir: str | None = None  # where cd-fvd keeps it, inside its package
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.filename, *self.aliases)
+
+    def expected_hash(self) -> str:
+        if self.sha256:
+            return f"sha256 {self.sha256}"
+        if self.sha256_prefix:
+            return f"sha256 prefix {self.sha256_prefix} (torch-hub name)"
+        return "none published"
+
+
+REGISTRY: dict[str, WeightsFile] = {
+    entry.key: entry
+    for entry in (
+        WeightsFile(
+            "inception", "pt_inception-2015-12-05-6726825d.pth",
+            "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+            None, "6726825d", None,
+            "TF-FID InceptionV3 (2015-12-05), converted by pytorch-fid: pool3 2048-d and 1008 logits",
+            aliases=("weights-inception-2015-12-05-6726825d.pth",),
+        ),
+        WeightsFile(
+            "i3d", "i3d_pretrained_400.pt",
+            "https://github.com/songweige/TATS/raw/main/tats/fvd/i3d_pretrained_400.pt",
+            None, None, None,
+            "I3D Kinetics-400 (PyTorch port used by TATS and cd-fvd): 400 logits",
+            cdfvd_subdir="third_party/i3d",
+        ),
+        WeightsFile(
+            "videomae", "vit_g_hybrid_pt_1200e_ssv2_ft.pth",
+            "https://pjlab-gvm-data.oss-cn-shanghai.aliyuncs.com/internvideo/videomaev2/vit_g_hybrid_pt_1200e_ssv2_ft.pth",
+            None, None, None,
+            "VideoMAE-v2 ViT-g/14, SSv2 fine-tuned (cd-fvd): 1408-d fc_norm features; about 4 GB",
+            cdfvd_subdir="third_party/VideoMAEv2",
+        ),
+        WeightsFile(
+            "r3d18", "r3d_18-b3b3357e.pth",
+            "https://download.pytorch.org/models/r3d_18-b3b3357e.pth",
+            None, "b3b3357e", None,
+            "torchvision R3D-18 Kinetics-400 (R3D_18_Weights.KINETICS400_V1): 512-d features",
+        ),
+    )
+}
+
+# metric names users may pass to `weights fetch`, mapped to the files they need
+METRIC_WEIGHTS: dict[str, tuple[str, ...]] = {
+    "fid": ("inception",), "kid": ("inception",), "is": ("inception",),
+    "fvd": ("i3d",), "fvd_r3d18": ("r3d18",), "cd_fvd": ("i3d", "videomae"),
+}
+
+
+class WeightsError(AigveError):
+    pass
+
+
+def hub_checkpoints_dir() -> Path:
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def cdfvd_dir(entry: WeightsFile) -> Path | None:
+    if entry.cdfvd_subdir is None:
+        return None
+    try:
+        import cdfvd
+    except ImportError:
+        return None
+    return Path(cdfvd.__file__).parent / entry.cdfvd_subdir
+
+
+def search_dirs(entry: WeightsFile, weights_dir: Path | None) -> list[tuple[str, Path]]:
+    dirs: list[tuple[str, Path]] = []
+    if weights_dir is not None:
+        dirs.append(("--aigve-weights-dir", weights_dir))
+    elif os.environ.get(WEIGHTS_ENV):
+        dirs.append((WEIGHTS_ENV, Path(os.environ[WEIGHTS_ENV])))
+    dirs.append(("torch hub cache", hub_checkpoints_dir()))
+    cdfvd_folder = cdfvd_dir(entry)
+    if cdfvd_folder is not None:
+        dirs.append(("cd-fvd folder", cdfvd_folder))
+    return dirs
+
+
+def fetch_command(keys: Iterable[str]) -> str:
+    return f"python -m pytest_aigve weights fetch {' '.join(keys)}"
+
+
+def locate(entry: WeightsFile, explicit: Path | None, weights_dir: Path | None) -> Path:
+    """The weights file to use, or a WeightsError naming every place looked and the fetch command."""
+    looked: list[str] = []
+    if explicit is not None:
+        if explicit.is_file():
+            return explicit
+        looked.append(f"{explicit} (the path given in the suite)")
+    else:
+        for label, folder in search_dirs(entry, weights_dir):
+            for name in entry.names:
+                candidate = folder / name
+                if candidate.is_file():
+                    return candidate
+            looked.append(f"{folder} ({label})")
+    raise WeightsError(
+        f"missing weights {entry.filename} ({entry.description}); looked in: {'; '.join(looked)}; "
+        f"fetch with: {fetch_command([entry.key])} (or set {WEIGHTS_ENV} / --aigve-weights-dir to a folder "
+        "that holds it)")
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, remembered per (path, size, mtime) for the process."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with path.open("rb") as stream:
+            while chunk := stream.read(_CHUNK):
+                digest.update(chunk)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
+ALLOW_UNVERIFIED_ENV = "AIGVE_ALLOW_UNVERIFIED_WEIGHTS"
+
+
+@dataclass(frozen=True)
+class WeightsCheck:
+    sha256: str
+    status: str  # "sha256 match", "sha256 prefix match", "no published hash", or "UNVERIFIED: ..."
+
+
+def verify(entry: WeightsFile, path: Path, allow_unverified: bool = False) -> WeightsCheck:
+    """Check size and hash where known. With allow_unverified (your own conversion or fine-tune), a mismatch
+    is recorded in every score's protocol instead of failing."""
+    size = path.stat().st_size
+    digest = file_sha256(path)
+    problem = None
+    if entry.size is not None and size != entry.size:
+        problem = f"{size} bytes, expected {entry.size} (truncated download?)"
+    expected = entry.sha256 or entry.sha256_prefix
+    if problem is None and expected and not digest.startswith(expected):
+        problem = f"sha256 {digest[:16]}…, expected {entry.expected_hash()}"
+    if problem is None:
+        status = ("sha256 match" if entry.sha256 else "sha256 prefix match" if expected else "no published hash")
+        return WeightsCheck(digest, status)
+    if allow_unverified:
+        return WeightsCheck(digest, f"UNVERIFIED: {problem}")
+    raise WeightsError(f"corrupt weights {path}: {problem}; delete it and run: {fetch_command([entry.key])} "
+                       f"(for weights of your own, set {ALLOW_UNVERIFIED_ENV}=1 or --aigve-allow-unverified-weights)")
+
+
+def load_state_dict(path: Path, entry: WeightsFile, nested_keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """torch.load with weights_only=True; a checkpoint nesting its state dict under e.g. 'model' is unwrapped."""
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"cannot load weights {path} for {entry.key} ({reason[:300]}); the file is truncated, "
+                           f"corrupt or not a PyTorch checkpoint: delete it and run: {fetch_command([entry.key])}"
+                           ) from None
+    for key in nested_keys:
+        if isinstance(data, Mapping) and key in data and isinstance(data[key], Mapping):
+            data = data[key]
+            break
+    if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
+        raise WeightsError(f"weights {path} do not hold a state dict (found {type(data).__name__}); "
+                           f"is it the right file for {entry.key}?")
+    return dict(data)
+
+
+def load_into(module: Any, state: Mapping[str, Any], path: Path, entry: WeightsFile) -> None:
+    """load_state_dict(strict) with a message that says the file is the wrong architecture."""
+    result = module.load_state_dict(state, strict=False)
+    mismatched = [k for k, v in state.items() if k in module.state_dict() and
+                  tuple(module.state_dict()[k].shape) != tuple(v.shape)]
+    if result.missing_keys or result.unexpected_keys or mismatched:
+        parts = []
+        if result.missing_keys:
+            parts.append(f"{len(result.missing_keys)} missing keys (e.g. {', '.join(result.missing_keys[:3])})")
+        if result.unexpected_keys:
+            parts.append(f"{len(result.unexpected_keys)} unexpected keys "
+                         f"(e.g. {', '.join(result.unexpected_keys[:3])})")
+        raise WeightsError(f"weights {path} are not a {entry.description.split(':')[0]} checkpoint: "
+                           f"{'; '.join(parts)}; is it the right file for {entry.key}?")
+
+
+def _progress_bar(stream: Any) -> Callable[[int, int | None], None]:
+    def show(done: int, total: int | None) -> None:
+        if total:
+            filled = int(30 * done / total)
+            stream.write(f"\r  [{'#' * filled}{'.' * (30 - filled)}] {done / 1e6:8.1f} / {total / 1e6:.1f} MB")
+        else:
+            stream.write(f"\r  {done / 1e6:8.1f} MB")
+        stream.flush()
+
+    return show
+
+
+def fetch(entry: WeightsFile, target_dir: Path, mirror: str | None = None, force: bool = False,
+          progress: Callable[[int, int | None], None] | None = None) -> Path:
+    """Download one file into target_dir: streamed, hash-checked, written atomically (tmp file + rename)."""
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / entry.filename
+    if target.is_file() and not force:
+        verify(entry, target)  # an existing good file is kept; a bad one is an error that says --force
+        return target
+    url = mirror.rstrip("/") + "/" + entry.filename if mirror else entry.url
+    handle, temp_name = tempfile.mkstemp(dir=target_dir, prefix=f".{entry.filename}.", suffix=".part")
+    temp = Path(temp_name)
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            done = 0
+            while chunk := response.read(_CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+        if total is not None and done != total:
+            raise WeightsError(f"download of {url} stopped at {done} of {total} bytes; run the command again")
+        expected = entry.sha256 or entry.sha256_prefix
+        if expected and not digest.hexdigest().startswith(expected):
+            raise WeightsError(f"download of {url} has sha256 {digest.hexdigest()[:16]}…, expected "
+                               f"{entry.expected_hash()}; the file was not kept")
+        if entry.size is not None and done != entry.size:
+            raise WeightsError(f"download of {url} has {done} bytes, expected {entry.size}; the file was not kept")
+        os.replace(temp, target)
+    except OSError as exc:
+        raise WeightsError(f"cannot download {url}: {exc}; on an offline machine, copy {entry.filename} into "
+                           f"{target_dir} (or use --mirror with an internal server)") from None
+    finally:
+        temp.unlink(missing_ok=True)
+    return target
+
+
+def resolve_keys(names: Iterable[str]) -> list[str]:
+    keys: list[str] = []
+    for name in names:
+        if name in REGISTRY:
+            keys.append(name)
+        elif name in METRIC_WEIGHTS:
+            keys.extend(METRIC_WEIGHTS[name])
+        else:
+            known = ", ".join([*REGISTRY, *METRIC_WEIGHTS])
+            raise WeightsError(f"unknown weights or metric '{name}'; known: {known}")
+    return list(dict.fromkeys(keys))
+
+
+def default_fetch_dir() -> Path:
+    return Path(os.environ[WEIGHTS_ENV]) if os.environ.get(WEIGHTS_ENV) else hub_checkpoints_dir()
+
+
+def cli_fetch(names: list[str], target_dir: Path | None, mirror: str | None, force: bool) -> int:
+    try:
+        keys = resolve_keys(names)
+        folder = target_dir or default_fetch_dir()
+        for key in keys:
+            entry = REGISTRY[key]
+            print(f"{entry.filename} -> {folder}", file=sys.stderr)
+            path = fetch(entry, folder, mirror, force, _progress_bar(sys.stderr))
+            print(f"\n  ok: {path} (sha256 {file_sha256(path)})", file=sys.stderr)
+    except AigveError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cli_list(weights_dir: Path | None) -> int:
+    for entry in REGISTRY.values():
+        try:
+            where = str(locate(entry, None, weights_dir))
+        except WeightsError:
+            where = "missing"
+        print(f"{entry.key:9} {entry.filename:42} hash: {entry.expected_hash():40} {where}")
+        print(f"{'':9} {entry.url}")
+    return 0

@@ -1,0 +1,47 @@
+"""CD-FVD (content-debiased FVD, Ge et al. 2024) through the cd-fvd package's models and preprocessing:
+`model: videomae` (VideoMAE-v2 ViT-g features, the paper's choice) or `model: i3d`. Every video is used
+once (no resampling to 2048); `resolution` and `sequence_length` fix the protocol's resize and frames."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from .base import BackboneRequest, ParamSpec
+from .distribution import BACKBONE_PARAMS, FrechetMetric, positive_int
+
+MODELS = ("videomae", "i3d")
+
+
+def _model(value: Any) -> str:
+    if value not in MODELS:
+        raise ValueError(f"must be one of {', '.join(MODELS)}, got {value!r}")
+    return str(value)
+
+
+def _resolution(value: Any) -> int | None:
+    return None if value is None else positive_int(value)
+
+
+class CDFVD(FrechetMetric):
+    name: ClassVar[str] = "cd_fvd"
+    description: ClassVar[str] = "content-debiased FVD (cd-fvd): VideoMAE-v2 or I3D features"
+    backbone: ClassVar[str] = "videomae"
+    ddof: ClassVar[int] = 0
+    params: ClassVar[dict[str, ParamSpec]] = {
+        **BACKBONE_PARAMS,
+        "model": ParamSpec("videomae", _model, "videomae or i3d"),
+        "resolution": ParamSpec(None, _resolution, "resize and centre-crop clips to this square size first"),
+        "sequence_length": ParamSpec(16, positive_int, "frames per clip (sets the protocol's 'frames')"),
+    }
+
+    @classmethod
+    def protocol_overrides(cls, params: Mapping[str, Any]) -> dict[str, Any]:
+        overrides: dict[str, Any] = {"frames": params["sequence_length"]}
+        if params.get("resolution"):
+            overrides.update(resize=[params["resolution"], params["resolution"]], resize_mode="center_crop")
+        return overrides
+
+    def request(self) -> BackboneRequest:
+        base = super().request()
+        return BackboneRequest(self.options["model"], base.weights, base.precision, base.batch_size)

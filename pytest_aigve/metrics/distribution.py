@@ -1,0 +1,95 @@
+"""Shared parts of the set-level metrics (FID, KID, IS, FVD, CD-FVD): parameters, feature gathering, checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import MetricError
+from ..features.backbones import PRECISIONS
+from ..stats import frechet_distance_from_features
+from .base import BackboneRequest, InputKind, Metric, MetricInputs, MetricResult, ParamSpec
+
+
+def weights_path(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"must be a file path, got {value!r}")
+    return value
+
+
+def precision(value: Any) -> str:
+    if value not in PRECISIONS:
+        raise ValueError(f"must be one of {', '.join(PRECISIONS)}, got {value!r}")
+    return str(value)
+
+
+def positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"must be a positive integer, got {value!r}")
+    return value
+
+
+BACKBONE_PARAMS: dict[str, ParamSpec] = {
+    "weights": ParamSpec(None, weights_path, "path to the weights file, relative to the suite file; "
+                                             "default: the lookup order in the README"),
+    "precision": ParamSpec("fp32", precision, "fp32 (default, comparable) or bf16 (faster on GPUs, recorded)"),
+    "batch_size": ParamSpec(16, positive_int, "videos (or frames, for Inception) per forward pass"),
+}
+
+
+def small_set_warning(metric: str, count: int, dim: int) -> str | None:
+    if count > dim:
+        return None
+    return (f"{metric} on {count} samples with {dim}-d features: the covariance is singular and the value is "
+            "strongly biased upwards (Chong & Forsyth 2020); compare only runs with the same set size, or use KID")
+
+
+class DistributionMetric(Metric):
+    """A score of one set's feature distribution (IS) or of two sets' (FID, KID, FVD)."""
+
+    inputs: ClassVar[InputKind] = "sets"
+    backbone: ClassVar[str]
+    params: ClassVar[dict[str, ParamSpec]] = BACKBONE_PARAMS
+    precision: ClassVar[str] = "fp32"
+
+    def request(self) -> BackboneRequest:
+        return BackboneRequest(self.backbone, self.options.get("weights"), self.options.get("precision", "fp32"),
+                               self.options.get("batch_size", 16))
+
+    def gather(self, inputs: MetricInputs, role: str) -> tuple[np.ndarray, dict[str, Any]]:
+        per_video, backbone = inputs.features(role, self.request())
+        if not per_video:
+            raise MetricError(f"{self.name}: no video of the {role} set could be used")
+        return np.concatenate([np.atleast_2d(f) for f in per_video]), backbone
+
+
+class FrechetMetric(DistributionMetric):
+    """Fréchet distance between the reference and candidate feature distributions."""
+
+    higher_is_better: ClassVar[bool] = False
+    ddof: ClassVar[int]  # the covariance normalisation of the reference implementation
+    feature_slice: ClassVar[slice] = slice(None)
+
+    def evaluate(self, inputs: MetricInputs) -> MetricResult:
+        reference, backbone = self.gather(inputs, "reference")
+        candidate, _ = self.gather(inputs, "candidate")
+        reference, candidate = reference[:, self.feature_slice], candidate[:, self.feature_slice]
+        try:
+            result = frechet_distance_from_features(reference, candidate, self.ddof)
+        except ValueError as exc:
+            raise MetricError(f"{self.name}: {exc}") from None
+        warnings = [w for w in (small_set_warning(self.name, n, reference.shape[1])
+                                for n in (reference.shape[0], candidate.shape[0])) if w]
+        details = {"backbone": backbone, "samples": {"reference": int(reference.shape[0]),
+                                                     "candidate": int(candidate.shape[0])},
+                   "feature_dim": int(reference.shape[1]), "covariance_ddof": self.ddof,
+                   "trace_sqrt": result.trace_sqrt}
+        return MetricResult(result.value, {}, details, warnings[:1])
+
+
+def resolve_relative(path: str | None, base: Path) -> Path | None:
+    return None if path is None else (base / path)

@@ -1,0 +1,17 @@
+"""FID: Fréchet distance of TF-FID InceptionV3 pool3 features of frames (every frame of every clip is a
+sample), covariance with N-1 as in pytorch-fid and torch-fidelity."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ..features.backbones import InceptionBackbone
+from .distribution import FrechetMetric
+
+
+class FID(FrechetMetric):
+    name: ClassVar[str] = "fid"
+    description: ClassVar[str] = "Fréchet Inception Distance over frames (TF-FID InceptionV3 pool3, 2048-d)"
+    backbone: ClassVar[str] = "inception"
+    ddof: ClassVar[int] = 1
+    feature_slice: ClassVar[slice] = slice(0, InceptionBackbone.FEATURE_DIM)
