@@ -88,6 +88,7 @@ class FrechetResult:
 
 def _sqrt_psd(matrix: np.ndarray) -> np.ndarray:
     eigenvalues, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    _checked_trace_sqrt(eigenvalues)  # a covariance is PSD up to round-off
     return (vectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ vectors.T
 
 

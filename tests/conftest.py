@@ -43,3 +43,13 @@ def indexed_frames(count: int, size: tuple[int, int] = (32, 32)) -> np.ndarray:
     """Frame i is a flat grey of level 8*i: the decoded brightness tells which source frame it was."""
     levels = (np.arange(count) * 8 + 8).astype(np.uint8)
     return np.broadcast_to(levels[:, None, None, None], (count, *size, 3)).copy()
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every backbone's weights, deterministic and random (BatchNorm recalibrated), in a weights folder."""
+    from pytest_aigve.random_weights import write_all
+
+    folder = tmp_path_factory.mktemp("weights")
+    write_all(folder, seed=0)
+    return folder

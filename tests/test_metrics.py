@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from pytest_aigve.errors import MetricError, ParamError
 from pytest_aigve.examples import degrade, moving_scene
-from pytest_aigve.metrics.base import MetricInputs
+from pytest_aigve.metrics.base import BackboneRequest, MetricInputs, PairedMetric, PerVideoMetric
 from pytest_aigve.metrics.registry import MetricRegistry
 from pytest_aigve.protocol import ClipProtocol
 from pytest_aigve.videos.decode import decode_clip
@@ -41,6 +42,9 @@ class ArrayInputs(MetricInputs):
             ref_video = Video(Path(f"r{index}.mp4"), f"v{index}", f"r{index}.mp4")
             cand_video = Video(Path(f"c{index}.mp4"), f"v{index}", f"c{index}.mp4")
             yield ref_video, self._tensor(ref), cand_video, self._tensor(cand)
+
+    def features(self, role: str, request: BackboneRequest) -> tuple[list[np.ndarray], dict[str, Any]]:
+        raise NotImplementedError("pixel metrics read clips, not features")
 
 
 def metric(name: str, **params: object):
@@ -137,19 +141,29 @@ def test_ssim_rejects_frames_smaller_than_its_window() -> None:
 
 # --- the contract every registered metric keeps -------------------------------------------------
 
-@pytest.mark.parametrize("name", MetricRegistry().names())
-def test_metric_contract(name: str, clip_pairs) -> None:
+PIXEL_METRICS = [name for name in MetricRegistry().names()
+                 if issubclass(MetricRegistry().get(name), PerVideoMetric | PairedMetric)]
+
+
+def test_every_registered_metric_declares_its_contract() -> None:
     registry = MetricRegistry()
-    cls = registry.get(name)
-    assert cls.name == name
-    assert isinstance(cls.higher_is_better, bool) and cls.inputs in ("single", "paired") and cls.description
-    with pytest.raises(ParamError) as info:
-        cls.validate_params({"no_such_parameter": 1})
-    assert info.value.key == "no_such_parameter" and name in str(info.value)
-    for key, spec in cls.params.items():
-        assert cls.validate_params({})[key] == spec.default
-        with pytest.raises(ParamError, match=key):
-            cls.validate_params({key: "not a valid value"})
+    assert set(registry.names()) == {"flicker", "psnr", "ssim", "fid", "kid", "is", "fvd", "fvd_r3d18", "cd_fvd"}
+    for name in registry.names():
+        cls = registry.get(name)
+        assert cls.name == name and isinstance(cls.higher_is_better, bool) and cls.description
+        assert cls.inputs in ("single", "paired", "sets")
+        with pytest.raises(ParamError) as info:
+            cls.validate_params({"no_such_parameter": 1})
+        assert info.value.key == "no_such_parameter" and name in str(info.value)
+        for key, spec in cls.params.items():
+            assert cls.validate_params({})[key] == spec.default
+            with pytest.raises(ParamError, match=key):
+                cls.validate_params({key: {"not": "valid"}})
+
+
+@pytest.mark.parametrize("name", PIXEL_METRICS)
+def test_pixel_metric_contract(name: str, clip_pairs) -> None:
+    cls = MetricRegistry().get(name)
     references, candidates = clip_pairs
     inputs = ArrayInputs(candidates, references)
     value = cls(cls.validate_params({}), CPU).evaluate(inputs).value

@@ -42,6 +42,8 @@ class Backbone(ABC):
                  batch_size: int = 16, weights_status: str = "") -> None:
         if precision not in PRECISIONS:
             raise MetricError(f"precision {precision!r} is not supported; use one of {', '.join(PRECISIONS)}")
+        if precision == "bf16" and device.type != "cuda":
+            raise MetricError(f"precision bf16 runs on CUDA devices only (this run uses {device}); use fp32")
         self.weights_path = weights_path
         self.weights_sha256 = weights_sha256
         self.weights_status = weights_status
