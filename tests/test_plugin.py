@@ -166,7 +166,7 @@ def test_bad_suite_is_a_collection_error_with_file_and_line(project: Path, pytes
     result = pytester.runpytest("--aigve-report-dir", "out")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert_in_order(result.stdout.str(), "aigve_demo.yaml:14: unknown metric 'ssmi' (did you mean 'ssim'?); "
-                                         "known: flicker, psnr, ssim")
+                                         "known: cd_fvd, fid, flicker, fvd, fvd_r3d18, is, kid, psnr, ssim")
     assert "Traceback" not in result.stdout.str()
     results = read_json(project / "out" / "aigve-results.json")
     assert results["summary"]["collection_errors"] == 1

@@ -1,0 +1,163 @@
+"""Weights: lookup order, clear errors for missing / corrupt / truncated / wrong files, and fetching
+from a local HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from pytest_aigve.__main__ import main
+from pytest_aigve.errors import MetricError
+from pytest_aigve.features.backbones import BACKBONES
+from pytest_aigve.features.weights import (
+    REGISTRY,
+    WEIGHTS_ENV,
+    WeightsError,
+    fetch,
+    file_sha256,
+    locate,
+    verify,
+)
+from pytest_aigve.random_weights import write_i3d
+
+I3D = REGISTRY["i3d"]
+INCEPTION = REGISTRY["inception"]
+
+
+@pytest.fixture
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No weights anywhere: an empty torch hub and no AIGVE_WEIGHTS_DIR."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    return tmp_path
+
+
+def test_missing_weights_name_the_file_every_place_and_the_fetch_command(isolated_dirs: Path) -> None:
+    with pytest.raises(WeightsError) as info:
+        locate(I3D, None, isolated_dirs / "mine")
+    message = str(info.value)
+    assert message.startswith("missing weights i3d_pretrained_400.pt")
+    assert f"{isolated_dirs / 'mine'} (--aigve-weights-dir)" in message
+    assert f"{isolated_dirs / 'torch-home' / 'hub' / 'checkpoints'} (torch hub cache)" in message
+    assert "cdfvd/third_party/i3d (cd-fvd folder)" in message
+    assert "fetch with: python -m pytest_aigve weights fetch i3d" in message
+
+
+def test_lookup_order(isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = isolated_dirs / "torch-home" / "hub" / "checkpoints"
+    env_dir, option_dir = isolated_dirs / "env", isolated_dirs / "option"
+    for folder in (hub, env_dir, option_dir):
+        folder.mkdir(parents=True)
+        (folder / I3D.filename).write_bytes(folder.name.encode())
+    assert locate(I3D, None, None) == hub / I3D.filename
+    monkeypatch.setenv(WEIGHTS_ENV, str(env_dir))
+    assert locate(I3D, None, None) == env_dir / I3D.filename
+    assert locate(I3D, None, option_dir) == option_dir / I3D.filename
+    explicit = isolated_dirs / "given.pt"
+    explicit.write_bytes(b"x")
+    assert locate(I3D, explicit, option_dir) == explicit
+    # torch-fidelity's name for the same Inception file is found too
+    (hub / "weights-inception-2015-12-05-6726825d.pth").write_bytes(b"x")
+    assert locate(INCEPTION, None, None) == hub / "weights-inception-2015-12-05-6726825d.pth"
+
+
+def test_bad_hash_is_an_error_unless_allowed_and_then_recorded(tmp_path: Path) -> None:
+    path = tmp_path / INCEPTION.filename
+    path.write_bytes(b"not the published inception weights")
+    with pytest.raises(WeightsError) as info:
+        verify(INCEPTION, path)
+    assert "corrupt weights" in str(info.value) and "expected sha256 prefix 6726825d" in str(info.value)
+    assert "python -m pytest_aigve weights fetch inception" in str(info.value)
+    check = verify(INCEPTION, path, allow_unverified=True)
+    assert check.status.startswith("UNVERIFIED: sha256") and check.sha256 == file_sha256(path)
+    assert verify(I3D, path).status == "no published hash"
+
+
+def test_truncated_weights_file(random_weights: Path, tmp_path: Path) -> None:
+    path = tmp_path / I3D.filename
+    path.write_bytes((random_weights / I3D.filename).read_bytes()[:100_000])
+    backbone = BACKBONES["i3d"](path, file_sha256(path), torch.device("cpu"))
+    with pytest.raises(WeightsError) as info:
+        backbone.model  # noqa: B018 - built on first use
+    assert f"cannot load weights {path} for i3d" in str(info.value) and "truncated" in str(info.value)
+
+
+def test_weights_of_the_wrong_architecture(random_weights: Path, tmp_path: Path) -> None:
+    wrong = tmp_path / INCEPTION.filename
+    shutil.copy(random_weights / I3D.filename, wrong)  # I3D weights under Inception's name
+    backbone = BACKBONES["inception"](wrong, file_sha256(wrong), torch.device("cpu"))
+    with pytest.raises(WeightsError) as info:
+        backbone.model  # noqa: B018
+    assert "are not a TF-FID InceptionV3 (2015-12-05), converted by pytorch-fid checkpoint" in str(info.value)
+    assert "missing keys" in str(info.value) and "right file for inception" in str(info.value)
+    other = tmp_path / "videomae.pth"
+    torch.save({"model": {"foo": torch.zeros(1)}}, other)
+    with pytest.raises(WeightsError, match="not a VideoMAE-v2 ViT checkpoint"):
+        BACKBONES["videomae"](other, "x", torch.device("cpu")).model  # noqa: B018
+
+
+def test_pickled_objects_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / I3D.filename
+    torch.save({"state": {}, "args": MetricError("a pickled object")}, path)
+    with pytest.raises(WeightsError, match="cannot load weights"):
+        BACKBONES["i3d"](path, "x", torch.device("cpu")).model  # noqa: B018
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", root
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_fetch_downloads_atomically_with_progress(http_server: tuple[str, Path], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    url, served = http_server
+    write_i3d(served)
+    target = tmp_path / "weights"
+    assert main(["weights", "fetch", "fvd", "--dir", str(target), "--mirror", url]) == 0
+    assert file_sha256(target / I3D.filename) == file_sha256(served / I3D.filename)
+    assert sorted(p.name for p in target.iterdir()) == [I3D.filename]  # no partial files left
+    err = capsys.readouterr().err
+    assert "[##############################]" in err and f"ok: {target / I3D.filename}" in err
+    # the fetched file is what a run then loads
+    backbone = BACKBONES["i3d"](target / I3D.filename, file_sha256(target / I3D.filename), torch.device("cpu"))
+    assert backbone.model is not None
+
+
+def test_fetch_refuses_a_file_with_the_wrong_hash(http_server: tuple[str, Path], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    url, served = http_server
+    (served / INCEPTION.filename).write_bytes(b"tampered" * 1000)
+    target = tmp_path / "weights"
+    assert main(["weights", "fetch", "inception", "--dir", str(target), "--mirror", url]) == 1
+    assert "expected sha256 prefix 6726825d" in capsys.readouterr().err
+    assert not list(target.iterdir())
+
+
+def test_fetch_reports_a_missing_file(http_server: tuple[str, Path], tmp_path: Path) -> None:
+    url, _ = http_server
+    with pytest.raises(WeightsError, match=r"cannot download .*r3d_18-b3b3357e\.pth.*404"):
+        fetch(REGISTRY["r3d18"], tmp_path, mirror=url)
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_fetch_names_unknown_weights(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["weights", "fetch", "fdi"]) == 1
+    assert "unknown weights or metric 'fdi'; known: inception, i3d, videomae, r3d18, fid" in capsys.readouterr().err
