@@ -141,3 +141,15 @@ def test_frechet_distance_equals_pytorch_fid_and_stays_real_when_singular() -> N
         frechet_distance(np.zeros(2), np.array([[1.0, 0], [0, -1.0]]), np.zeros(2), np.eye(2))
     with pytest.raises(ValueError, match="NaN"):
         frechet_distance_from_features(np.full((3, 2), np.nan), small_b[:, :2], ddof=1)
+
+
+def test_cache_cli_prints_and_clears_the_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_aigve.__main__ import main
+
+    folder = tmp_path / "features"
+    (folder / "ab").mkdir(parents=True)
+    np.save(folder / "ab" / "abc.npy", np.zeros(3))
+    assert main(["cache", "path", "--dir", str(folder)]) == 0
+    assert capsys.readouterr().out.strip() == str(folder)
+    assert main(["cache", "clear", "--dir", str(folder)]) == 0
+    assert "removed 1 cached feature files" in capsys.readouterr().out and not folder.exists()
