@@ -7,12 +7,14 @@ could not compute); runtest() applies the threshold (a *failure*: the score is o
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from .baseline import fingerprint, fingerprint_diff, score_key
 from .errors import AigveError
-from .gate import check_threshold
+from .gate import BaselineScore, GateResult, evaluate_gate
 from .metrics.registry import MetricRegistry
 from .records import RECORD_ATTRIBUTE, ItemRecord
 from .runner import CheckResult, EvalContext, evaluate_check
@@ -22,6 +24,10 @@ from .suite import CheckSpec, Suite, load_suite
 
 class ThresholdFailure(AssertionError):
     """The score is out of its bounds; shown as plain text, without a traceback."""
+
+
+class AigveGateWarning(UserWarning):
+    """A check set to `warn: true` missed its gate: shown in the warnings summary and every report."""
 
 
 class SuiteFile(pytest.File):
@@ -59,7 +65,7 @@ class CheckItem(pytest.Item):
 
     @property
     def context(self) -> EvalContext:
-        return self.parent.runtime.context  # type: ignore[union-attr]
+        return self.runtime.context
 
     def setup(self) -> None:
         try:
@@ -69,6 +75,36 @@ class CheckItem(pytest.Item):
             self.record.message = str(exc)
             pytest.fail(f"{self.check.id}: cannot compute {self.check.metric}: {exc}", pytrace=False)
         self._record_result(self.result)
+        self._check_fingerprint()
+
+    @property
+    def runtime(self) -> AigveRuntime:
+        return self.parent.runtime  # type: ignore[union-attr]
+
+    def _baseline_entry(self) -> dict[str, Any] | None:
+        baseline = self.runtime.baseline
+        return None if baseline is None else baseline.scores.get(score_key(self.suite.name, self.check.id))
+
+    def _check_fingerprint(self) -> None:
+        """A score is compared only with a baseline score made the same way; otherwise this is an error."""
+        entry = self._baseline_entry()
+        if entry is None:
+            return
+        differences = fingerprint_diff(entry.get("fingerprint", {}), self.record.fingerprint)
+        if not differences:
+            return
+        self.record.fingerprint_diff = differences
+        options = self.runtime.options
+        if options.allow_protocol_mismatch or options.update_baseline:
+            self.record.warnings.append(f"compared with baseline despite protocol differences: "
+                                        f"{'; '.join(differences)}")
+            return
+        name = self.runtime.baseline.name  # type: ignore[union-attr]
+        message = (f"not compared with baseline {name}: the protocol differs ({'; '.join(differences)}); "
+                   "restore the protocol, accept it with --aigve-update-baseline, or compare anyway with "
+                   "--aigve-allow-protocol-mismatch")
+        self.record.message = message
+        pytest.fail(f"{self.check.id}: {message}", pytrace=False)
 
     def _record_result(self, outcome: CheckResult) -> None:
         record, result = self.record, outcome.result
@@ -84,6 +120,10 @@ class CheckItem(pytest.Item):
         record.resolution = outcome.resolution
         record.timings["compute_s"] = round(outcome.seconds, 4)
         record.thumbnails = outcome.thumbnails
+        record.interval = None if outcome.interval is None else outcome.interval.to_dict()
+        record.timings["bootstrap_s"] = round(outcome.bootstrap_seconds, 4)
+        record.fingerprint = fingerprint(self.check.metric, dict(self.check.params), self.check.protocol.to_dict(),
+                                         record.backbone or None)
         used = len(outcome.videos_used[self.check.sets[-1]])  # videos of a one-set check, pairs of a paired one
         self.user_properties.extend([
             ("aigve.metric", self.check.metric),
@@ -102,14 +142,47 @@ class CheckItem(pytest.Item):
         for warning in record.warnings:
             self.user_properties.append(("aigve.warning", warning))
 
+    def _baseline_score(self) -> BaselineScore | None:
+        entry = self._baseline_entry()
+        if entry is None or entry.get("value") is None:
+            return None
+        interval = entry.get("interval")
+        return BaselineScore(self.runtime.baseline.name, float(entry["value"]),  # type: ignore[union-attr]
+                             None if not interval else (float(interval["low"]), float(interval["high"])))
+
     def runtest(self) -> None:
         assert self.result is not None
-        verdict = check_threshold(self.check.metric, self.result.result.value, self.check.threshold,
-                                  self.higher_is_better)
-        self.record.message = verdict.message
-        self.user_properties.append(("aigve.verdict", "pass" if verdict.passed else "fail"))
-        if not verdict.passed:
-            raise ThresholdFailure(verdict.message)
+        record = self.record
+        interval = None if record.interval is None else (float(record.interval["low"]),
+                                                         float(record.interval["high"]))
+        policy = self.check.policy
+        if self.runtime.options.update_baseline:  # accepting this run: report regressions, do not fail them
+            policy = replace(policy, warn=True)
+        used = len(record.videos_used.get(self.check.sets[-1], []))
+        gate = evaluate_gate(self.check.metric, self.result.result.value, interval, self.higher_is_better,
+                             self.check.threshold, policy, self._baseline_score(), used)
+        record.gate = gate.to_dict()
+        record.message = gate.message
+        self._gate_properties(gate)
+        if gate.verdict == "fail":
+            raise ThresholdFailure(gate.message)
+        if gate.verdict == "warn":
+            self.warn(AigveGateWarning(f"{self.nodeid}: {gate.message}"))
+
+    def _gate_properties(self, gate: GateResult) -> None:
+        interval = self.record.interval
+        self.user_properties.extend([
+            ("aigve.verdict", gate.verdict), ("aigve.status", gate.status), ("aigve.gate_mode", gate.mode),
+            ("aigve.interval", "" if interval is None else f"[{interval['low']!r}, {interval['high']!r}] "
+                                                          f"@{interval['level']}"),
+        ])
+        if gate.baseline is not None:
+            self.user_properties.extend([
+                ("aigve.baseline", gate.baseline.name), ("aigve.baseline_value", repr(gate.baseline.value)),
+                ("aigve.delta", repr(gate.delta)),
+                ("aigve.delta_pct", "" if gate.delta_pct is None else f"{gate.delta_pct:.4g}"),
+                ("aigve.tolerance", gate.tolerance),
+            ])
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
         if isinstance(excinfo.value, ThresholdFailure):
@@ -130,6 +203,8 @@ class CheckItem(pytest.Item):
                 record.message = report.longreprtext[-4000:]
         elif report.when == "call":
             record.outcome = "passed" if report.passed else "failed"
+            if report.passed and record.gate.get("verdict") == "warn":
+                record.outcome = "warned"
             if report.failed and not isinstance(getattr(report, "longrepr", None), str) and not record.message:
                 record.message = report.longreprtext[-4000:]
         else:

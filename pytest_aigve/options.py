@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from .baseline import DEFAULT_BASELINE_DIR, resolve_baseline_path
 from .paths import default_cache_dir
 
 DEFAULT_SUITE_PATTERNS = ["aigve_*.yaml", "aigve_*.yml", "*.aigve.yaml", "*.aigve.yml"]
 DEFAULT_REPORT_DIR = "reports"
 JSON_NAME = "aigve-results.json"
 HTML_NAME = "aigve-report.html"
+MD_NAME = "aigve-summary.md"
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -42,6 +44,20 @@ def add_options(parser: pytest.Parser) -> None:
                     help="feature cache folder (default: $AIGVE_CACHE_DIR, else ~/.cache/pytest-aigve/features)")
     group.addoption("--aigve-no-cache", action="store_true", default=False,
                     help="neither read nor write the on-disk feature cache")
+    group.addoption("--aigve-baseline", default=None, metavar="NAME|PATH",
+                    help="compare scores with this baseline (a name in the baseline folder, or a JSON file)")
+    group.addoption("--aigve-save-baseline", default=None, metavar="NAME",
+                    help="save this run's scores as baseline NAME (scores of checks not run are kept)")
+    group.addoption("--aigve-update-baseline", action="store_true", default=False,
+                    help="accept this run: rewrite the --aigve-baseline file from its scores (regressions and "
+                         "protocol changes are reported, not failed)")
+    group.addoption("--aigve-baseline-dir", default=None, metavar="DIR",
+                    help=f"baseline folder (default: {DEFAULT_BASELINE_DIR}/ under rootdir)")
+    group.addoption("--aigve-allow-protocol-mismatch", action="store_true", default=False,
+                    help="compare with the baseline even where the protocol fingerprint differs (marked in reports)")
+    group.addoption("--aigve-markdown", default=None, metavar="PATH",
+                    help=f"Markdown summary for CI job summaries and PR comments (default: <report dir>/{MD_NAME}); "
+                         "'none' disables it")
     parser.addini("aigve_suite_patterns", type="args", default=DEFAULT_SUITE_PATTERNS,
                   help="file name patterns collected as suites in normal collection")
 
@@ -52,6 +68,11 @@ class AigveOptions:
     patterns: tuple[str, ...]
     json_path: Path | None
     html_path: Path | None
+    markdown_path: Path | None
+    baseline_path: Path | None  # compare with this file
+    save_baseline_path: Path | None  # write this run's scores here at the end
+    update_baseline: bool
+    allow_protocol_mismatch: bool
     device: str
     clip_cache_bytes: int
     weights_dir: Path | None
@@ -82,6 +103,17 @@ def options_from_config(config: pytest.Config) -> AigveOptions:
     cache_mb = config.getoption("aigve_clip_cache_mb")
     if cache_mb < 0:
         raise pytest.UsageError(f"--aigve-clip-cache-mb {cache_mb}: must be >= 0")
+    baseline_dir_opt = config.getoption("aigve_baseline_dir")
+    baseline_dir = invocation_dir / baseline_dir_opt if baseline_dir_opt else config.rootpath / DEFAULT_BASELINE_DIR
+    baseline_opt, save_opt = config.getoption("aigve_baseline"), config.getoption("aigve_save_baseline")
+    update = config.getoption("aigve_update_baseline")
+    if update and not baseline_opt:
+        raise pytest.UsageError("--aigve-update-baseline rewrites the baseline named by --aigve-baseline; give both")
+    if save_opt is not None and (not save_opt or "/" in save_opt or save_opt.endswith(".json")):
+        raise pytest.UsageError(f"--aigve-save-baseline {save_opt!r}: give a name (letters, digits, - _ .), "
+                                f"saved as {baseline_dir}/NAME.json")
+    baseline_path = resolve_baseline_path(baseline_opt, baseline_dir, invocation_dir) if baseline_opt else None
+    save_path = baseline_dir / f"{save_opt}.json" if save_opt else (baseline_path if update else None)
     report_dir_opt = config.getoption("aigve_report_dir")
     report_dir = invocation_dir / report_dir_opt if report_dir_opt else config.rootpath / DEFAULT_REPORT_DIR
     return AigveOptions(
@@ -89,6 +121,11 @@ def options_from_config(config: pytest.Config) -> AigveOptions:
         patterns=tuple(config.getini("aigve_suite_patterns")),
         json_path=_report_path(config.getoption("aigve_json"), report_dir, JSON_NAME, invocation_dir),
         html_path=_report_path(config.getoption("aigve_html"), report_dir, HTML_NAME, invocation_dir),
+        markdown_path=_report_path(config.getoption("aigve_markdown"), report_dir, MD_NAME, invocation_dir),
+        baseline_path=baseline_path,
+        save_baseline_path=save_path,
+        update_baseline=update,
+        allow_protocol_mismatch=config.getoption("aigve_allow_protocol_mismatch"),
         device=device,
         clip_cache_bytes=cache_mb * 1024 * 1024,
         weights_dir=_optional_dir(config.getoption("aigve_weights_dir"), invocation_dir),

@@ -47,8 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if _is_controller(config):
         from .report.results import ResultsCollector
 
-        collector = ResultsCollector(config, options.json_path, options.html_path,
-                                     enabled=bool(options.suites))
+        collector = ResultsCollector(config, options, config.stash[RUNTIME_KEY].baseline)
         config.pluginmanager.register(collector, "aigve-results")
 
 

@@ -21,7 +21,7 @@ class ItemRecord:
     protocol: dict[str, Any]
     params: dict[str, Any]
     line: int
-    outcome: str = "not run"  # passed | failed | error
+    outcome: str = "not run"  # passed | warned | failed | error | skipped
     value: float | None = None
     message: str = ""
     set_sizes: dict[str, int] = field(default_factory=dict)
@@ -36,6 +36,10 @@ class ItemRecord:
     backbone: dict[str, Any] = field(default_factory=dict)  # network, weights file and SHA-256, input, precision
     resolution: list[str] = field(default_factory=list)
     thumbnails: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    interval: dict[str, float | int] | None = None  # bootstrap interval: low, high, level, resamples, seed
+    fingerprint: dict[str, Any] = field(default_factory=dict)  # what must match for a baseline comparison
+    fingerprint_diff: list[str] = field(default_factory=list)  # vs. the baseline, when compared anyway
+    gate: dict[str, Any] = field(default_factory=dict)  # verdict, status, mode, baseline, delta, tolerance
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

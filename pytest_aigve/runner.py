@@ -24,6 +24,7 @@ from .features.weights import REGISTRY, locate, verify
 from .metrics.base import BackboneRequest, Metric, MetricInputs, MetricResult
 from .metrics.registry import MetricRegistry
 from .protocol import ClipProtocol
+from .stats import Interval, bootstrap_interval
 from .suite import CheckSpec, Suite
 from .videos.cache import ClipCache
 from .videos.prepare import clip_to_tensor
@@ -74,6 +75,8 @@ class CheckResult:
     resolution: list[str]
     seconds: float
     thumbnails: dict[str, list[dict[str, str]]]
+    interval: Interval | None = None
+    bootstrap_seconds: float = 0.0
 
 
 class SuiteInputs(MetricInputs):
@@ -184,7 +187,23 @@ def evaluate_check(suite: Suite, check: CheckSpec, ctx: EvalContext) -> CheckRes
         raise MetricError(f"{check.metric} produced a non-finite value ({result.value}); this is a bug in the "
                           "metric or degenerate input, and is never reported as a score")
     thumbnails = {name: thumbnails_for(suite.sets[name], check.protocol, ctx) for name in check.sets}
-    return CheckResult(metric, result, inputs.used, inputs.skipped, sorted(inputs.resolutions), seconds, thumbnails)
+    started = time.perf_counter()
+    interval = _interval(metric, result, check)
+    return CheckResult(metric, result, inputs.used, inputs.skipped, sorted(inputs.resolutions), seconds, thumbnails,
+                       interval, time.perf_counter() - started)
+
+
+def _interval(metric: Metric, result: MetricResult, check: CheckSpec) -> Interval | None:
+    if result.resample is None:
+        result.details.setdefault("interval", "not computed: this metric cannot be resampled")
+        return None
+    spec = check.policy.bootstrap
+    try:
+        return bootstrap_interval(result.value, result.resample, spec.resamples or metric.bootstrap_resamples,
+                                  spec.level, spec.seed)
+    except ValueError as exc:
+        result.warnings.append(f"no bootstrap interval: {exc}")
+        return None
 
 
 def _jpeg(image: np.ndarray) -> bytes:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from .baseline import Baseline, load_baseline
 from .errors import AigveError
 from .options import AigveOptions
 
@@ -37,7 +38,13 @@ class AigveRuntime:
     def __init__(self, config: pytest.Config, options: AigveOptions) -> None:
         self.config = config
         self.options = options
-        self.suites_seen = False
+        self.baseline: Baseline | None = None
+        if options.baseline_path is not None and not (options.update_baseline and
+                                                      not options.baseline_path.exists()):
+            try:
+                self.baseline = load_baseline(options.baseline_path)
+            except AigveError as exc:
+                raise pytest.UsageError(f"--aigve-baseline: {exc}") from None
 
     @cached_property
     def registry(self) -> MetricRegistry:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -142,3 +143,42 @@ def frechet_distance_from_features(features1: np.ndarray, features2: np.ndarray,
     trace_sqrt = float(singular.sum())
     value = float(np.sum((mu1 - mu2) ** 2) + np.sum(centred1**2) + np.sum(centred2**2) - 2.0 * trace_sqrt)
     return FrechetResult(value, trace_sqrt, 0.0)
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+    level: float
+    resamples: int
+    seed: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"low": self.low, "high": self.high, "level": self.level, "resamples": self.resamples,
+                "seed": self.seed}
+
+
+def bootstrap_interval(value: float, resample: Callable[[np.random.Generator], float], resamples: int,
+                       level: float, seed: int) -> Interval:
+    """A seeded bootstrap interval around `value`, re-centred on it.
+
+    Each resample draws the set's videos with replacement and recomputes the score. Statistics such as
+    Fréchet distances are biased on such resamples (duplicated videos shrink the covariance), so the
+    percentiles are taken of the resampled values' deviations from their own mean and added to the
+    full-set value: the interval measures spread, always contains the full-set value, and does not
+    inherit the resampling bias.
+    """
+    rng = np.random.default_rng(seed)
+    values = np.array([resample(rng) for _ in range(resamples)], dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError("a bootstrap resample gave a non-finite score")
+    deviations = values - values.mean()
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(deviations, [tail, 1.0 - tail])
+    return Interval(float(value + min(low, 0.0)), float(value + max(high, 0.0)), level, resamples, seed)
+
+
+def resample_blocks(blocks: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Videos drawn with replacement; each video contributes all its rows (frames or one clip)."""
+    picks = rng.integers(0, len(blocks), size=len(blocks))
+    return np.concatenate([blocks[i] for i in picks])

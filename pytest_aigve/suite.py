@@ -5,21 +5,23 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import ParamError, SuiteError
-from .gate import Threshold
+from .gate import GATE_MODES, BootstrapSpec, GatePolicy, Threshold, Tolerance
 from .metrics.registry import MetricRegistry
 from .protocol import ClipProtocol, protocol_from_mapping
 from .videos import sources
 from .videos.sources import SkippedVideo, Video, VideoSet
 from .yamlmarks import MarkedDict, load_marked_yaml
 
-TOP_LEVEL_KEYS = ("suite", "description", "protocol", "on_bad_video", "video_sets", "checks")
+TOP_LEVEL_KEYS = ("suite", "description", "protocol", "on_bad_video", "defaults", "video_sets", "checks")
+GATE_KEYS = ("tolerance", "gate", "bootstrap", "warn")
+DEFAULTS_KEYS = (*GATE_KEYS, "small_set")
 CHECK_KEYS = ("name", "metric", "set", "reference", "candidate", "params", "min", "max", "protocol",
-              "on_bad_video", "description")
+              "on_bad_video", "description", *GATE_KEYS)
 BAD_VIDEO_POLICIES = ("error", "skip")
 
 SetBuilder = Callable[[str, Mapping[str, Any], Path], VideoSet]
@@ -47,6 +49,7 @@ class CheckSpec:
     description: str = ""
     pairs: tuple[tuple[Video, Video], ...] = ()
     unpaired: tuple[SkippedVideo, ...] = ()
+    policy: GatePolicy = field(default_factory=GatePolicy)
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,13 @@ def load_suite(path: Path, registry: MetricRegistry) -> Suite:
         protocol = _protocol(path, _mapping(path, root["protocol"], root.line_of("protocol"), "'protocol'"),
                              protocol, "protocol")
     on_bad_video = _bad_video_policy(path, root, "error")
+    policy = GatePolicy()
+    if "defaults" in root:
+        defaults = _mapping(path, root["defaults"], root.line_of("defaults"), "'defaults'")
+        _unknown_key(path, defaults, DEFAULTS_KEYS, "defaults")
+        policy = _policy(path, defaults, policy, "defaults")
     video_sets = _load_sets(path, _mapping(path, root["video_sets"], root.line_of("video_sets"), "'video_sets'"))
-    checks = _load_checks(path, root, video_sets, protocol, on_bad_video, registry)
+    checks = _load_checks(path, root, video_sets, protocol, on_bad_video, registry, policy)
     name = str(root.get("suite", path.name))
     return Suite(path, name, str(root.get("description", "")), protocol, video_sets, checks)
 
@@ -161,7 +169,7 @@ def _number(path: Path, check: MarkedDict, key: str) -> float | None:
 
 
 def _load_checks(path: Path, root: MarkedDict, sets: Mapping[str, VideoSet], protocol: ClipProtocol,
-                 on_bad_video: str, registry: MetricRegistry) -> tuple[CheckSpec, ...]:
+                 on_bad_video: str, registry: MetricRegistry, policy: GatePolicy) -> tuple[CheckSpec, ...]:
     section = root["checks"]
     if not isinstance(section, list) or not section:
         raise SuiteError(path, root.line_of("checks"), "'checks' must be a non-empty list of checks")
@@ -169,7 +177,7 @@ def _load_checks(path: Path, root: MarkedDict, sets: Mapping[str, VideoSet], pro
     first_line: dict[str, int] = {}
     for index, raw in enumerate(section):
         check = _mapping(path, raw, section.line_of(index), f"check #{index + 1}")  # type: ignore[attr-defined]
-        spec = _load_check(path, check, sets, protocol, on_bad_video, registry)
+        spec = _load_check(path, check, sets, protocol, on_bad_video, registry, policy)
         if spec.id in first_line:
             raise SuiteError(path, check.line, f"duplicate check '{spec.id}' (first on line "
                                                f"{first_line[spec.id]}); give one of them a distinct 'name'")
@@ -179,7 +187,7 @@ def _load_checks(path: Path, root: MarkedDict, sets: Mapping[str, VideoSet], pro
 
 
 def _load_check(path: Path, check: MarkedDict, sets: Mapping[str, VideoSet], protocol: ClipProtocol,
-                on_bad_video: str, registry: MetricRegistry) -> CheckSpec:
+                on_bad_video: str, registry: MetricRegistry, gate_defaults: GatePolicy) -> CheckSpec:
     _unknown_key(path, check, CHECK_KEYS, "check")
     if "metric" not in check:
         raise SuiteError(path, check.line, "check has no 'metric'")
@@ -237,5 +245,52 @@ def _load_check(path: Path, check: MarkedDict, sets: Mapping[str, VideoSet], pro
         if not pairs:
             raise SuiteError(path, check.line, f"{where}: no video of '{set_names[1]}' has a partner in "
                                                f"'{set_names[0]}' (videos pair by file name without extension)")
+    gate = _policy(path, check, gate_defaults, where)
     return CheckSpec(item_id, metric_name, set_names, params, Threshold(low, high), check_protocol, policy,
-                     check.line, str(check.get("description", "")), tuple(pairs), tuple(unpaired))
+                     check.line, str(check.get("description", "")), tuple(pairs), tuple(unpaired), gate)
+
+
+def _nonnegative(path: Path, mapping: MarkedDict, key: str, where: str) -> float | None:
+    value = mapping.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise SuiteError(path, mapping.line_of(key), f"{where}: '{key}' must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _policy(path: Path, mapping: MarkedDict, base: GatePolicy, where: str) -> GatePolicy:
+    """tolerance / gate / bootstrap / warn (and small_set in defaults) over a base policy."""
+    values: dict[str, Any] = {}
+    if "tolerance" in mapping:
+        tolerance = _mapping(path, mapping["tolerance"], mapping.line_of("tolerance"), f"{where}: 'tolerance'")
+        _unknown_key(path, tolerance, ("abs", "pct"), f"{where}: tolerance")
+        values["tolerance"] = Tolerance(_nonnegative(path, tolerance, "abs", where),
+                                        _nonnegative(path, tolerance, "pct", where))
+    if "gate" in mapping:
+        if mapping["gate"] not in GATE_MODES:
+            raise SuiteError(path, mapping.line_of("gate"), f"{where}: 'gate' must be one of "
+                                                            f"{', '.join(GATE_MODES)}, got {mapping['gate']!r}")
+        values["mode"] = mapping["gate"]
+    if "bootstrap" in mapping:
+        spec = _mapping(path, mapping["bootstrap"], mapping.line_of("bootstrap"), f"{where}: 'bootstrap'")
+        _unknown_key(path, spec, ("resamples", "level", "seed"), f"{where}: bootstrap")
+        resamples, level, seed = spec.get("resamples", base.bootstrap.resamples), spec.get(
+            "level", base.bootstrap.level), spec.get("seed", base.bootstrap.seed)
+        if resamples is not None and (isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 10):
+            raise SuiteError(path, spec.line_of("resamples"), f"{where}: 'resamples' must be an integer >= 10")
+        if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
+            raise SuiteError(path, spec.line_of("level"), f"{where}: 'level' must be between 0 and 1, e.g. 0.95")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise SuiteError(path, spec.line_of("seed"), f"{where}: 'seed' must be an integer")
+        values["bootstrap"] = BootstrapSpec(resamples, float(level), seed)
+    if "warn" in mapping:
+        if not isinstance(mapping["warn"], bool):
+            raise SuiteError(path, mapping.line_of("warn"), f"{where}: 'warn' must be true or false")
+        values["warn"] = mapping["warn"]
+    if "small_set" in mapping:
+        small = mapping["small_set"]
+        if isinstance(small, bool) or not isinstance(small, int) or small < 0:
+            raise SuiteError(path, mapping.line_of("small_set"), f"{where}: 'small_set' must be an integer >= 0")
+        values["small_set"] = small
+    return replace(base, **values)

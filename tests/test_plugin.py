@@ -153,7 +153,8 @@ def test_failing_threshold_reads_well(project: Path, pytester: pytest.Pytester) 
     (project / "aigve_demo.yaml").write_text(SUITE.replace("min: 20", "min: 99"))
     result = pytester.runpytest("--aigve-report-dir", "out")
     result.assert_outcomes(passed=2, failed=1)
-    assert_in_order(result.stdout.str(), "aigve_demo.yaml:10: psnr = ", ", expected >= 99 (higher is better)",
+    assert_in_order(result.stdout.str(), "aigve_demo.yaml:10: psnr = ",
+                    ", expected >= 99 (higher is better, interval gate)",
                     "sets: 'ref' (2 videos), 'gen' (2 videos)", "protocol: 8 frames @ 6 fps")
     assert "Traceback" not in result.stdout.str() and "runtest" not in result.stdout.str()
     record = records_by_check(read_json(project / "out" / "aigve-results.json"))["psnr[ref-vs-gen]"]
@@ -261,14 +262,15 @@ def test_html_report_is_self_contained_and_escaped(pytester: pytest.Pytester) ->
     assert "&lt;img src=x onerror=alert(1)&gt;.mp4" in text and "&lt;b&gt;demo&lt;/b&gt;" in text
     html = read_html(pytester.path / "out" / "aigve-report.html")
     assert all(url.startswith(("data:image/jpeg;base64,", "#")) for url in html.urls)
+    assert "<svg" in text and "http://www.w3.org/2000/svg" in text  # the chart: inline, its namespace only
     assert len(html.images) == 3 + 2  # gen (3 videos) and ref (2 videos), one strip each
     words = " ".join(html.text)
     assert "2 passed" in words and "1 failed" in words and "0 errors" in words
-    header = ["Check", "Metric", "Sets", "Value", "Threshold", "Better", "Videos", "Verdict"]
+    header = ["Check", "Metric", "Value", "Interval", "Threshold", "Baseline", "Δ", "Δ%", "Tolerance", "Chart",
+              "Videos", "Verdict"]
     table = html.rows[html.rows.index(header) + 1:][:3]
     assert [row[-1] for row in table] == ["passed", "failed", "passed"]
-    assert table[1][:5] == ["<b>demo</b> · psnr[ref-vs-gen]", "psnr", "ref vs gen",
-                            table[1][3], "≥ 99"]
+    assert table[1][:2] == ["<b>demo</b> · psnr[ref-vs-gen]", "psnr ↑"] and table[1][4] == "≥ 99"
     assert "torch" in words and "Device" in words
 
 
@@ -353,7 +355,8 @@ def test_xdist_gives_the_serial_scores_and_one_set_of_reports(project: Path, pyt
                                                                         "aigve-results.json")).items()}
     parallel_results = read_json(project / "parallel" / "aigve-results.json")
     assert {name: r["value"] for name, r in records_by_check(parallel_results).items()} == values
-    assert sorted(p.name for p in (project / "parallel").iterdir()) == ["aigve-report.html", "aigve-results.json"]
+    assert sorted(p.name for p in (project / "parallel").iterdir()) == [
+        "aigve-report.html", "aigve-results.json", "aigve-summary.md"]
     props = [p.get("name") for p in ET.parse(project / "j.xml").getroot().iter("property")]
     assert props.count("aigve.value") == 3
     assert len(read_html(project / "parallel" / "aigve-report.html").images) == 4

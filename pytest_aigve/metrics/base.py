@@ -31,6 +31,9 @@ class MetricResult:
     per_video: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # recomputes the score on the set's videos drawn with replacement (for the bootstrap interval);
+    # None where that is not possible or too costly (then the reason is in details["interval"])
+    resample: Callable[[np.random.Generator], float] | None = None
 
 
 class MetricInputs(ABC):
@@ -67,6 +70,7 @@ class Metric(ABC):
     min_frames: ClassVar[int] = 1
     params: ClassVar[Mapping[str, ParamSpec]] = {}
     precision: ClassVar[str] = "fp64"
+    bootstrap_resamples: ClassVar[int] = 1000  # default; the suite's `bootstrap.resamples` overrides it
 
     def __init__(self, params: Mapping[str, Any], device: torch.device) -> None:
         self.options = dict(params)
@@ -109,7 +113,13 @@ def _mean_result(scores: dict[str, float], metric: str) -> MetricResult:
         accumulator.update(value)
     if accumulator.count == 0:
         raise MetricError(f"{metric}: no video could be scored")
-    return MetricResult(accumulator.mean(), scores, {"std": accumulator.std(), "n": accumulator.count})
+    values = np.fromiter(scores.values(), dtype=np.float64)
+
+    def resample(rng: np.random.Generator) -> float:
+        return float(values[rng.integers(0, values.size, values.size)].mean())
+
+    return MetricResult(accumulator.mean(), scores, {"std": accumulator.std(), "n": accumulator.count},
+                        resample=resample)
 
 
 class PerVideoMetric(Metric):

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import MetricError
 from ..features.backbones import PRECISIONS
-from ..stats import frechet_distance_from_features
+from ..stats import frechet_distance_from_features, resample_blocks
 from .base import BackboneRequest, InputKind, Metric, MetricInputs, MetricResult, ParamSpec
 
 
@@ -60,11 +60,15 @@ class DistributionMetric(Metric):
         return BackboneRequest(self.backbone, self.options.get("weights"), self.options.get("precision", "fp32"),
                                self.options.get("batch_size", 16))
 
-    def gather(self, inputs: MetricInputs, role: str) -> tuple[np.ndarray, dict[str, Any]]:
+    bootstrap_resamples: ClassVar[int] = 200
+
+    def gather(self, inputs: MetricInputs, role: str, columns: slice = slice(None)
+               ) -> tuple[list[np.ndarray], dict[str, Any]]:
+        """Per-video feature blocks (rows: frames, or one clip) of a role's set, and the backbone's description."""
         per_video, backbone = inputs.features(role, self.request())
         if not per_video:
             raise MetricError(f"{self.name}: no video of the {role} set could be used")
-        return np.concatenate([np.atleast_2d(f) for f in per_video]), backbone
+        return [np.atleast_2d(f)[:, columns] for f in per_video], backbone
 
 
 class FrechetMetric(DistributionMetric):
@@ -75,20 +79,28 @@ class FrechetMetric(DistributionMetric):
     feature_slice: ClassVar[slice] = slice(None)
 
     def evaluate(self, inputs: MetricInputs) -> MetricResult:
-        reference, backbone = self.gather(inputs, "reference")
-        candidate, _ = self.gather(inputs, "candidate")
-        reference, candidate = reference[:, self.feature_slice], candidate[:, self.feature_slice]
+        ref_blocks, backbone = self.gather(inputs, "reference", self.feature_slice)
+        cand_blocks, _ = self.gather(inputs, "candidate", self.feature_slice)
+        reference, candidate = np.concatenate(ref_blocks), np.concatenate(cand_blocks)
         try:
             result = frechet_distance_from_features(reference, candidate, self.ddof)
         except ValueError as exc:
             raise MetricError(f"{self.name}: {exc}") from None
-        warnings = [w for w in (small_set_warning(self.name, n, reference.shape[1])
+        dim = reference.shape[1]
+        warnings = [w for w in (small_set_warning(self.name, n, dim)
                                 for n in (reference.shape[0], candidate.shape[0])) if w]
         details = {"backbone": backbone, "samples": {"reference": int(reference.shape[0]),
                                                      "candidate": int(candidate.shape[0])},
-                   "feature_dim": int(reference.shape[1]), "covariance_ddof": self.ddof,
-                   "trace_sqrt": result.trace_sqrt}
-        return MetricResult(result.value, {}, details, warnings[:1])
+                   "feature_dim": int(dim), "covariance_ddof": self.ddof, "trace_sqrt": result.trace_sqrt}
+        resample = None
+        if max(reference.shape[0], candidate.shape[0]) > dim > 1024:
+            details["interval"] = (f"not computed: more samples than the {dim} feature dimensions makes each "
+                                   "exact resample cost an eigen-decomposition of the full covariance")
+        else:
+            def resample(rng: np.random.Generator) -> float:
+                return frechet_distance_from_features(resample_blocks(ref_blocks, rng),
+                                                      resample_blocks(cand_blocks, rng), self.ddof).value
+        return MetricResult(result.value, {}, details, warnings[:1], resample)
 
 
 def resolve_relative(path: str | None, base: Path) -> Path | None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from ..errors import MetricError
 from ..features.backbones import InceptionBackbone
+from ..stats import resample_blocks
 from .base import InputKind, MetricInputs, MetricResult, ParamSpec
 from .distribution import BACKBONE_PARAMS, DistributionMetric, positive_int
 from .kid import _seed
@@ -29,13 +31,20 @@ class InceptionScore(DistributionMetric):
     def evaluate(self, inputs: MetricInputs) -> MetricResult:
         from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
 
-        features, backbone = self.gather(inputs, "set")
-        logits = features[:, InceptionBackbone.FEATURE_DIM:]
+        blocks, backbone = self.gather(inputs, "set", slice(InceptionBackbone.FEATURE_DIM, None))
+        logits = np.concatenate(blocks)
         if logits.shape[0] < self.options["splits"]:
             raise MetricError(f"is with {self.options['splits']} splits needs at least that many frames, have "
                               f"{logits.shape[0]}; lower 'splits' or raise 'frames'")
-        result = isc_features_to_metric(torch.from_numpy(logits), splits=self.options["splits"], shuffle=True,
-                                        rng_seed=self.options["seed"])
+
+        def score(values: np.ndarray) -> dict[str, float]:
+            return isc_features_to_metric(torch.from_numpy(values), splits=self.options["splits"],
+                                          shuffle=True, rng_seed=self.options["seed"])
+
+        def resample(rng: np.random.Generator) -> float:
+            return float(score(resample_blocks(blocks, rng))[KEY_METRIC_ISC_MEAN])
+
+        result = score(logits)
         details = {"backbone": backbone, "std_over_splits": result[KEY_METRIC_ISC_STD],
                    "splits": self.options["splits"], "samples": int(logits.shape[0])}
-        return MetricResult(float(result[KEY_METRIC_ISC_MEAN]), {}, details)
+        return MetricResult(float(result[KEY_METRIC_ISC_MEAN]), {}, details, [], resample)

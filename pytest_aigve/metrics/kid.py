@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from ..errors import MetricError
 from ..features.backbones import InceptionBackbone
+from ..stats import resample_blocks
 from .base import MetricInputs, MetricResult, ParamSpec
 from .distribution import BACKBONE_PARAMS, DistributionMetric, positive_int
 
@@ -34,22 +36,30 @@ class KID(DistributionMetric):
     def evaluate(self, inputs: MetricInputs) -> MetricResult:
         from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 
-        dim = InceptionBackbone.FEATURE_DIM
-        reference, backbone = self.gather(inputs, "reference")
-        candidate, _ = self.gather(inputs, "candidate")
-        reference, candidate = reference[:, :dim], candidate[:, :dim]
+        columns = slice(0, InceptionBackbone.FEATURE_DIM)
+        ref_blocks, backbone = self.gather(inputs, "reference", columns)
+        cand_blocks, _ = self.gather(inputs, "candidate", columns)
+        reference, candidate = np.concatenate(ref_blocks), np.concatenate(cand_blocks)
         subset_size = min(self.options["subset_size"], reference.shape[0], candidate.shape[0])
         if subset_size < 2:
             raise MetricError(f"kid needs at least 2 samples per set, have {reference.shape[0]} and "
                               f"{candidate.shape[0]}")
-        result = kid_features_to_metric(
-            torch.from_numpy(reference), torch.from_numpy(candidate), kid_subsets=self.options["subsets"],
-            kid_subset_size=subset_size, rng_seed=self.options["seed"], verbose=False, kid_kernel="poly",
-            kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1)
+
+        def kid(first: np.ndarray, second: np.ndarray) -> dict[str, float]:
+            return kid_features_to_metric(
+                torch.from_numpy(first), torch.from_numpy(second), kid_subsets=self.options["subsets"],
+                kid_subset_size=min(subset_size, first.shape[0], second.shape[0]), rng_seed=self.options["seed"],
+                verbose=False, kid_kernel="poly", kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None,
+                kid_kernel_poly_coef0=1)
+
+        def resample(rng: np.random.Generator) -> float:
+            return float(kid(resample_blocks(ref_blocks, rng), resample_blocks(cand_blocks, rng))[KEY_METRIC_KID_MEAN])
+
+        result = kid(reference, candidate)
         warnings = []
         if subset_size < self.options["subset_size"]:
             warnings.append(f"kid subset size capped at {subset_size} (the smaller set's sample count)")
         details = {"backbone": backbone, "std_over_subsets": result[KEY_METRIC_KID_STD],
                    "subsets": self.options["subsets"], "subset_size": subset_size, "seed": self.options["seed"],
                    "samples": {"reference": int(reference.shape[0]), "candidate": int(candidate.shape[0])}}
-        return MetricResult(float(result[KEY_METRIC_KID_MEAN]), {}, details, warnings)
+        return MetricResult(float(result[KEY_METRIC_KID_MEAN]), {}, details, warnings, resample)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jinja2
+import markupsafe
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("pytest_aigve", "report/templates"),
@@ -47,6 +48,11 @@ def _set_strips(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def render_html(results: dict[str, Any]) -> str:
+    from .summary import chart_svg, row
+
     template = _ENV.get_template("report.html.j2")
-    return template.render(results=results, records=results["records"], summary=results["summary"],
-                           set_strips=_set_strips(results["records"]), env=results["environment"])
+    records = results["records"]
+    table = [{"record": r, "row": row(r), "chart": markupsafe.Markup(chart_svg(r))} for r in records]
+    return template.render(results=results, records=records, table=table, summary=results["summary"],
+                           set_strips=_set_strips(records), env=results["environment"],
+                           baseline=results.get("baseline"))

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from ..baseline import Baseline
+from ..options import AigveOptions
 from ..records import RECORD_ATTRIBUTE
 from .environment import describe_environment
 
@@ -34,12 +36,14 @@ def write_atomic(path: Path, text: str) -> None:
 class ResultsCollector:
     """A plugin object registered on the controller only."""
 
-    def __init__(self, config: pytest.Config, json_path: Path | None, html_path: Path | None,
-                 enabled: bool) -> None:
+    def __init__(self, config: pytest.Config, options: AigveOptions, baseline: Baseline | None) -> None:
         self.config = config
-        self.enabled = enabled  # only runs that collect a suite write reports
-        self.json_path = json_path
-        self.html_path = html_path
+        self.options = options
+        self.baseline = baseline
+        self.enabled = bool(options.suites)  # only runs that collect a suite write reports
+        self.json_path = options.json_path
+        self.html_path = options.html_path
+        self.saved_baseline: Path | None = None
         self.records: dict[str, dict[str, Any]] = {}
         self.collection_errors: list[dict[str, str]] = []
         self.started = time.time()
@@ -61,7 +65,8 @@ class ResultsCollector:
 
     def summary(self) -> dict[str, int]:
         counts = Counter(record["outcome"] for record in self.records.values())
-        return {"passed": counts["passed"], "failed": counts["failed"], "errors": counts["error"],
+        return {"passed": counts["passed"], "warned": counts["warned"], "failed": counts["failed"],
+                "errors": counts["error"],
                 "collection_errors": len(self.collection_errors), "total": len(self.records)}
 
     def results(self, exitstatus: int | None) -> dict[str, Any]:
@@ -76,6 +81,9 @@ class ResultsCollector:
             "summary": self.summary(),
             "environment": describe_environment(", ".join(devices) or None),
             "collection_errors": self.collection_errors,
+            "baseline": None if self.baseline is None else {
+                "name": self.baseline.name, "path": str(self.baseline.path), "created": self.baseline.created,
+                "commit": self.baseline.environment.get("git_commit")},
             "records": records,
         }
 
@@ -92,15 +100,47 @@ class ResultsCollector:
                                                      for r in results["records"]]}
             write_atomic(self.json_path, json.dumps(without_images, indent=2, allow_nan=False) + "\n")
             self.written.append(self.json_path)
+        if self.options.markdown_path is not None:
+            from .summary import markdown
+
+            write_atomic(self.options.markdown_path, markdown(results))
+            self.written.append(self.options.markdown_path)
         if self.html_path is not None:
             from .html import render_html
 
             write_atomic(self.html_path, render_html(results))
             self.written.append(self.html_path)
+        if self.options.save_baseline_path is not None and exitstatus != pytest.ExitCode.INTERRUPTED:
+            self._save_baseline(results)
+
+    def _save_baseline(self, results: dict[str, Any]) -> None:
+        from ..baseline import git_commit, save_baseline
+
+        path = self.options.save_baseline_path
+        assert path is not None
+        environment = {**results["environment"], "git_commit": git_commit(self.config.rootpath)}
+        keep = self.baseline if self.baseline is not None and self.baseline.path == path else None
+        if keep is None and path.is_file():
+            from ..baseline import load_baseline
+
+            keep = load_baseline(path)
+        save_baseline(path, path.stem, results["records"], environment, keep)
+        self.saved_baseline = path
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.written or self.config.get_verbosity() < 0:
             return
+        from .summary import terminal_lines
+
+        if self.records:
+            terminalreporter.section("aigve scores")
+            for line in terminal_lines(list(self.records.values())):
+                terminalreporter.write_line(line)
+            warned = [r for r in self.records.values() if r["outcome"] == "warned"]
+            for record in warned:
+                terminalreporter.write_line(f"WARN {record['nodeid']}: {record['message']}", yellow=True)
         for path in self.written:
             terminalreporter.write_line(f"aigve report: {path}")
+        if self.saved_baseline is not None:
+            terminalreporter.write_line(f"aigve baseline saved: {self.saved_baseline}")

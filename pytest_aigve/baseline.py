@@ -1,0 +1,119 @@
+"""Baselines: the scores of an accepted run, as one JSON file per baseline, and protocol fingerprints.
+
+A baseline file holds, per score (`<suite>::<check>`): the value, its bootstrap interval, the set sizes,
+the metric's direction and the fingerprint of everything that produced it (metric, parameters, clip
+protocol, backbone and weights hash, precision), plus the environment of the run that saved it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import AigveError
+
+BASELINE_SCHEMA = "pytest-aigve/baseline/1"
+DEFAULT_BASELINE_DIR = ".aigve/baselines"
+IGNORED_PARAMS = ("batch_size", "weights")  # do not change the numbers (the weights hash is recorded instead)
+
+
+def score_key(suite: str, check: str) -> str:
+    return f"{suite}::{check}"
+
+
+def fingerprint(metric: str, params: dict[str, Any], protocol: dict[str, Any],
+                backbone: dict[str, Any] | None) -> dict[str, Any]:
+    data: dict[str, Any] = {"metric": metric,
+                            "params": {k: v for k, v in sorted(params.items()) if k not in IGNORED_PARAMS},
+                            "protocol": dict(sorted(protocol.items()))}
+    if backbone:
+        data["backbone"] = {k: backbone.get(k) for k in ("name", "weights_sha256", "precision")}
+    return data
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): data}
+
+
+def fingerprint_diff(baseline: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """'protocol.fps: 8.0 -> 6.0' for every field that differs."""
+    old, new = _flatten(baseline), _flatten(current)
+    return [f"{key}: {old.get(key, '(absent)')!s} -> {new.get(key, '(absent)')!s}"
+            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+
+
+@dataclass
+class Baseline:
+    name: str
+    path: Path
+    created: str = ""
+    environment: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"schema": BASELINE_SCHEMA, "name": self.name, "created": self.created,
+                           "environment": self.environment, "scores": self.scores},
+                          indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+def resolve_baseline_path(name_or_path: str, folder: Path, invocation_dir: Path) -> Path:
+    """A path to an existing file, else <folder>/<name>.json."""
+    candidate = invocation_dir / name_or_path
+    if name_or_path.endswith(".json") or candidate.is_file():
+        return candidate
+    return folder / f"{name_or_path}.json"
+
+
+def load_baseline(path: Path) -> Baseline:
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.json")) if path.parent.is_dir() else []
+        raise AigveError(f"baseline not found: {path} (baselines in {path.parent}: {', '.join(known) or 'none'}); "
+                         "save one with --aigve-save-baseline NAME")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AigveError(f"baseline {path} is not valid JSON ({exc}); restore it from version control or save "
+                         "it again") from None
+    if not isinstance(data, dict) or data.get("schema") != BASELINE_SCHEMA or not isinstance(data.get("scores"),
+                                                                                              dict):
+        raise AigveError(f"baseline {path} is not a pytest-aigve baseline (expected schema {BASELINE_SCHEMA})")
+    return Baseline(str(data.get("name", path.stem)), path, str(data.get("created", "")),
+                    dict(data.get("environment", {})), dict(data["scores"]))
+
+
+def git_commit(folder: Path) -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
+                              timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def entry_from_record(record: dict[str, Any]) -> dict[str, Any]:
+    return {"value": record["value"], "interval": record.get("interval"), "set_sizes": record["set_sizes"],
+            "metric": record["metric"], "higher_is_better": record["higher_is_better"],
+            "fingerprint": record["fingerprint"]}
+
+
+def save_baseline(path: Path, name: str, records: list[dict[str, Any]], environment: dict[str, Any],
+                  keep_others: Baseline | None) -> Baseline:
+    """Write this run's scores (items that produced a value); scores of checks that did not run are kept."""
+    from .report.results import write_atomic
+
+    scores = dict(keep_others.scores) if keep_others else {}
+    for record in records:
+        if record.get("value") is not None and record.get("fingerprint"):
+            scores[score_key(record["suite"], record["check"])] = entry_from_record(record)
+    baseline = Baseline(name, path, time.strftime("%Y-%m-%dT%H:%M:%S%z"), environment, scores)
+    write_atomic(path, baseline.to_json())
+    return baseline

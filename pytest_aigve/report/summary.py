@@ -1,0 +1,132 @@
+"""The reviewer's table (check, value ± interval, baseline, Δ, Δ%, tolerance, verdict), for the terminal,
+Markdown and HTML, and the inline SVG chart of a score against its baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+VERDICT_WORDS = {"passed": "pass", "warned": "warn", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
+HEADER = ("Check", "Value", "Interval", "Baseline", "Δ", "Δ%", "Tolerance", "Verdict")
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.5g}"
+
+
+@dataclass(frozen=True)
+class Row:
+    check: str
+    value: str
+    interval: str
+    baseline: str
+    delta: str
+    delta_pct: str
+    tolerance: str
+    verdict: str
+    status: str
+
+    def cells(self) -> tuple[str, ...]:
+        return (self.check, self.value, self.interval, self.baseline, self.delta, self.delta_pct, self.tolerance,
+                self.verdict)
+
+
+def row(record: dict[str, Any]) -> Row:
+    gate = record.get("gate") or {}
+    interval = record.get("interval")
+    interval_text = "—" if not interval else (f"[{_num(interval['low'])}, {_num(interval['high'])}] "
+                                              f"{interval['level'] * 100:g}%")
+    baseline = gate.get("baseline_value")
+    pct = gate.get("delta_pct")
+    status = gate.get("status", "")
+    verdict = VERDICT_WORDS.get(record["outcome"], record["outcome"])
+    if status in ("improved", "regressed") and record["outcome"] != "error":
+        verdict = f"{verdict} ({status})"
+    delta = gate.get("delta")
+    return Row(f"{record['suite']}::{record['check']}", _num(record.get("value")), interval_text,
+               "—" if baseline is None else f"{_num(baseline)} ({gate.get('baseline')})",
+               "—" if delta is None else f"{delta:+.4g}", "—" if pct is None else f"{pct:+.2f}%",
+               gate.get("tolerance", "—") if baseline is not None else "—", verdict, status)
+
+
+def rows(records: list[dict[str, Any]]) -> list[Row]:
+    return [row(record) for record in records]
+
+
+def terminal_lines(records: list[dict[str, Any]]) -> list[str]:
+    table = [HEADER, *(r.cells() for r in rows(records))]
+    widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+            for line in table]
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    summary = results["summary"]
+    lines = [f"## AIGVE evaluation: {summary['passed']} passed, {summary['warned']} warned, {summary['failed']} "
+             f"failed, {summary['errors']} errors" + (" (interrupted)" if results["interrupted"] else ""), ""]
+    baseline = results.get("baseline")
+    if baseline:
+        lines += [f"Compared with baseline **{_md(baseline['name'])}** ({_md(baseline.get('created', ''))}, "
+                  f"commit {_md(str(baseline.get('commit') or 'unknown'))}).", ""]
+    records = results["records"]
+    if records:
+        lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+        lines += ["| " + " | ".join(_md(cell) for cell in r.cells()) + " |" for r in rows(records)]
+        lines.append("")
+    notes = [(r, r["message"]) for r in records if r["outcome"] in ("failed", "warned", "error") and r["message"]]
+    if notes:
+        lines += ["### Details", ""]
+        lines += [f"- **{_md(r['suite'])}::{_md(r['check'])}** ({r['outcome']}): {_md(message)[:500]}"
+                  for r, message in notes]
+        lines.append("")
+    mismatches = [r for r in records if r.get("fingerprint_diff")]
+    if mismatches:
+        lines += ["### Protocol differences from the baseline", ""]
+        lines += [f"- {_md(r['check'])}: " + ", ".join(f"`{d.replace('`', '')}`" for d in r["fingerprint_diff"])
+                  for r in mismatches]
+        lines.append("")
+    for error in results["collection_errors"]:
+        lines.append(f"- collection error in `{_md(error['node'])}`: {_md(error['message'])[:500]}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def chart_svg(record: dict[str, Any], width: int = 180, height: int = 22) -> str:
+    """Value (dot), bootstrap interval (bar), baseline (line) and tolerated bound (dashed), on one axis.
+    Built from numbers only: safe to embed unescaped."""
+    value = record.get("value")
+    if value is None:
+        return ""
+    gate = record.get("gate") or {}
+    interval = record.get("interval")
+    points = [value]
+    if interval:
+        points += [interval["low"], interval["high"]]
+    for key in ("baseline_value", "bound"):
+        if gate.get(key) is not None:
+            points.append(gate[key])
+    low, high = min(points), max(points)
+    span = (high - low) or max(abs(high), 1.0) * 0.1
+    low, high = low - span * 0.1, high + span * 0.1
+
+    def x(v: float) -> float:
+        return round(6 + (width - 12) * (v - low) / (high - low), 1)
+
+    mid = height // 2
+    colour = {"failed": "#cf222e", "error": "#9a6700", "warned": "#9a6700"}.get(record["outcome"], "#1a7f37")
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
+             f'<line x1="4" x2="{width - 4}" y1="{mid}" y2="{mid}" stroke="#d0d7de"/>']
+    if interval:
+        parts.append(f'<rect x="{x(interval["low"])}" y="{mid - 4}" height="8" rx="2" fill="{colour}" '
+                     f'fill-opacity="0.25" width="{max(1.0, x(interval["high"]) - x(interval["low"]))}"/>')
+    if gate.get("bound") is not None:
+        parts.append(f'<line x1="{x(gate["bound"])}" x2="{x(gate["bound"])}" y1="2" y2="{height - 2}" '
+                     'stroke="#57606a" stroke-dasharray="2,2"/>')
+    if gate.get("baseline_value") is not None:
+        parts.append(f'<line x1="{x(gate["baseline_value"])}" x2="{x(gate["baseline_value"])}" y1="2" '
+                     f'y2="{height - 2}" stroke="#0969da" stroke-width="2"/>')
+    parts.append(f'<circle cx="{x(value)}" cy="{mid}" r="4" fill="{colour}"/></svg>')
+    return "".join(parts)
