@@ -93,7 +93,7 @@ class BaselineScore:
 @dataclass
 class GateResult:
     verdict: str  # pass | fail | warn
-    status: str  # improved | within tolerance | regressed | no baseline
+    status: str  # improved | within tolerance | within noise | regressed | no baseline
     mode: str  # point | interval (what was used)
     message: str
     baseline: BaselineScore | None = None
@@ -154,6 +154,8 @@ def evaluate_gate(metric: str, value: float, interval: tuple[float, float] | Non
                             f"({result.delta:+.4g}{pct}; allowed {policy.tolerance.describe()})")
         elif gain > allowed or (allowed == 0 and gain > 0):
             result.status = "improved"
+        elif sign * (value - result.bound) < 0:
+            result.status = "within noise"  # the value is past the bound, its interval is not
         else:
             result.status = "within tolerance"
     direction = "higher is better" if higher_is_better else "lower is better"

@@ -231,6 +231,7 @@ def test_interval_mode_passes_where_point_mode_fails_on_noise(pytester: pytest.P
     width = point["interval"]["high"] - point["interval"]["low"]
     assert width > 5 * abs(point["gate"]["delta"])  # ... well inside the noise between videos
     assert point["outcome"] == "failed" and interval["outcome"] == "passed"
+    assert interval["gate"]["status"] == "within noise" and point["gate"]["status"] == "regressed"
     assert interval["gate"]["mode"] == "interval" and point["gate"]["mode"] == "point"
     result.assert_outcomes(passed=1, failed=1)
 

@@ -40,7 +40,7 @@ def row(record: dict[str, Any]) -> Row:
     pct = gate.get("delta_pct")
     status = gate.get("status", "")
     verdict = VERDICT_WORDS.get(record["outcome"], record["outcome"])
-    if status in ("improved", "regressed") and record["outcome"] != "error":
+    if status in ("improved", "regressed", "within noise") and record["outcome"] != "error":
         verdict = f"{verdict} ({status})"
     delta = gate.get("delta")
     return Row(f"{record['suite']}::{record['check']}", _num(record.get("value")), interval_text,
