@@ -242,7 +242,8 @@ def test_warn_checks_pass_with_a_warning_in_every_report(pytester: pytest.Pytest
                                                          "    candidate: gen\n    min: 90\n    warn: true\n"))
     result, found = run(pytester)
     assert result.ret == 0
-    result.assert_outcomes(passed=1, warnings=1)
+    outcomes = result.parseoutcomes()  # warnings: ours, and in-process pytester may add a rewrite warning
+    assert outcomes["passed"] == 1 and outcomes["warnings"] >= 1 and "failed" not in outcomes
     record = found["psnr[ref-vs-gen]"]
     assert record["outcome"] == "warned" and record["gate"]["verdict"] == "warn"
     assert "WARN aigve_gates.yaml::psnr[ref-vs-gen]: psnr = " in result.stdout.str()
