@@ -90,6 +90,8 @@ class SuiteInputs(MetricInputs):
         self.skipped: list[SkippedVideo] = list(dict.fromkeys(found_earlier))
         self.resolutions: set[str] = set()
         self.started = time.perf_counter()
+        self.features_computed = 0
+        self.features_cached = 0
 
     def _tensor(self, video: Video) -> torch.Tensor | None:
         try:
@@ -138,8 +140,10 @@ class SuiteInputs(MetricInputs):
         total = len(video_set.videos)
         found = self.ctx.features.features(video_set.videos, self.check.protocol, backbone, skip, announce)
         self.used[video_set.name] = [video.label for video, _ in found]
-        info = {**backbone.describe(), "features_computed": self.ctx.features.stats.computed - computed_before,
-                "features_cached": len(found) - (self.ctx.features.stats.computed - computed_before)}
+        computed = self.ctx.features.stats.computed - computed_before
+        self.features_computed += computed
+        self.features_cached += len(found) - computed
+        info = backbone.describe()  # the counts over all of the check's sets are added by evaluate_check
         for video, _ in found:
             self._note_resolution(video)
         return [features for _, features in found], info
@@ -179,6 +183,9 @@ def evaluate_check(suite: Suite, check: CheckSpec, ctx: EvalContext) -> CheckRes
         raise
     seconds = time.perf_counter() - started
     result.details["videos_decoded"] = ctx.clips.stats.decodes - decodes_before
+    if "backbone" in result.details:
+        result.details["backbone"] = {**result.details["backbone"], "features_computed": inputs.features_computed,
+                                      "features_cached": inputs.features_cached}
     weights_check = result.details.get("backbone", {}).get("weights_check", "")
     if weights_check.startswith("UNVERIFIED"):
         result.warnings.append(f"weights {result.details['backbone']['weights']}: {weights_check}; this score is "

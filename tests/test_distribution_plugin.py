@@ -69,7 +69,7 @@ checks: [{metric: fvd_r3d18, reference: ref, candidate: gen}]
                                     "--aigve-cache-dir", "cache", "--aigve-report-dir", "out")
         result.assert_outcomes(passed=1)
         record = records(pytester.path / "out" / "aigve-results.json")["fvd_r3d18[ref-vs-gen]"]
-        assert record["backbone"]["features_computed"] == 2
+        assert record["backbone"]["features_computed"] == 4  # 2 + 2 videos, every run
     assert not (pytester.path / "cache").exists()
 
 
@@ -91,3 +91,27 @@ checks: [{metric: fid, reference: ref, candidate: gen, params: {weights: models/
     assert "models/inception.pth (the path given in the suite)" in output
     assert "fetch with: python -m pytest_aigve weights fetch inception" in output
     assert "Traceback" not in output
+
+
+def test_fid_kid_is_run_inception_once_per_pytest_run_under_xdist(
+        pytester: pytest.Pytester, random_weights: Path, monkeypatch: pytest.MonkeyPatch, make_video) -> None:
+    pytest.importorskip("xdist")
+    monkeypatch.setenv("AIGVE_WEIGHTS_DIR", str(random_weights))
+    for index in range(3):
+        make_video(f"ref/v{index}.mp4", seed=index, root=pytester.path)
+        make_video(f"gen/v{index}.mp4", seed=5 + index, root=pytester.path)
+    pytester.makefile(".yaml", aigve_image="""\
+protocol: {frames: 2, fps: 2}
+video_sets: {ref: {folder: ref}, gen: {folder: gen}}
+checks:
+  - {metric: fid, reference: ref, candidate: gen}
+  - {metric: kid, reference: ref, candidate: gen}
+""")
+    # two items, two workers: both start at once and need the same Inception features
+    result = pytester.runpytest_subprocess("-n", "2", "--aigve-allow-unverified-weights", "--aigve-cache-dir",
+                                           "cache", "--aigve-report-dir", "out")
+    result.assert_outcomes(passed=2)
+    found = records(pytester.path / "out" / "aigve-results.json")
+    computed = sum(r["backbone"]["features_computed"] for r in found.values())
+    decoded = sum(r["details"]["videos_decoded"] for r in found.values())
+    assert computed == 6 and decoded == 6  # 3 + 3 videos, each decoded and run through Inception once

@@ -8,11 +8,12 @@ clip protocol's fingerprint. A warm run with unchanged videos neither decodes no
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,11 @@ from ..videos.cache import ClipCache, file_identity
 from ..videos.prepare import clip_to_uint8
 from ..videos.sources import Video
 from .backbones import Backbone
+
+try:
+    import fcntl
+except ImportError:  # Windows: no cross-process lock; workers may compute the same features twice
+    fcntl = None  # type: ignore[assignment]
 
 CACHE_FORMAT = "v1"
 
@@ -123,6 +129,40 @@ class FeatureStore:
                 found[index] = cached
             else:
                 missing.append((index, video, key))
+        if not missing:
+            return [(videos[index], found[index]) for index in sorted(found)]
+        with self._compute_lock(backbone, protocol):
+            # another xdist worker may have computed them while this one waited for the lock
+            still_missing = []
+            for index, video, key in missing:
+                cached = self._lookup(key)
+                if cached is not None:
+                    found[index] = cached
+                else:
+                    still_missing.append((index, video, key))
+            self._compute(still_missing, protocol, backbone, found, on_bad_video, progress)
+        return [(videos[index], found[index]) for index in sorted(found)]
+
+    @contextlib.contextmanager
+    def _compute_lock(self, backbone: Backbone, protocol: ClipProtocol) -> Iterator[None]:
+        """One process at a time computes features of one backbone and protocol (xdist workers share the
+        disk cache): FID, KID and IS on one set run the backbone once per pytest run, not once per worker."""
+        if self.disk_dir is None or fcntl is None:
+            yield
+            return
+        name = hashlib.sha256(f"{backbone.identity}|{protocol.fingerprint()}".encode()).hexdigest()[:24]
+        lock_path = self.disk_dir / "locks" / f"{name}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _compute(self, missing: list[tuple[int, Video, str]], protocol: ClipProtocol, backbone: Backbone,
+                 found: dict[int, np.ndarray], on_bad_video: Callable[[Video, VideoError], None] | None,
+                 progress: Callable[[int], None] | None) -> None:
         for start in range(0, len(missing), backbone.batch_size):
             chunk = missing[start: start + backbone.batch_size]
             clips, kept = [], []
@@ -143,4 +183,3 @@ class FeatureStore:
                 found[index] = features
             if progress:
                 progress(min(start + backbone.batch_size, len(missing)))
-        return [(videos[index], found[index]) for index in sorted(found)]
