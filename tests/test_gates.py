@@ -15,6 +15,8 @@ from pytest_aigve.examples import degrade, moving_scene, write_video
 from pytest_aigve.gate import BaselineScore, GatePolicy, Threshold, Tolerance, evaluate_gate
 from pytest_aigve.stats import bootstrap_interval, frechet_distance_from_features, resample_blocks
 
+from .test_plugin import HTMLDigest
+
 # --- the gate as a pure function ---------------------------------------------------------------------
 
 
@@ -274,8 +276,15 @@ def test_summary_tables_in_terminal_markdown_and_html(pytester: pytest.Pytester)
     assert cells[3].endswith("(main)") and float(cells[4]) == pytest.approx(record["gate"]["delta"], rel=1e-3)
     assert cells[5] == f"{record['gate']['delta_pct']:+.2f}%" and cells[6] == "0.3" and cells[7] == "FAIL (regressed)"
     html = (pytester.path / "out" / "aigve-report.html").read_text()
-    assert "Compared with baseline <strong>main</strong>" in html
-    assert f"{record['gate']['delta_pct']:+.2f}%" in html and html.count("<svg") == 1
+    assert "Compared with baseline <strong>main</strong>" in html and html.count("<svg") == 1
+    digest = HTMLDigest()
+    digest.feed(html)
+    header = ["Check", "Metric", "Value", "Interval", "Threshold", "Baseline", "Δ", "Δ%", "Tolerance", "Chart",
+              "Videos", "Verdict"]
+    cells = dict(zip(header, digest.rows[digest.rows.index(header) + 1], strict=True))
+    assert cells["Baseline"].endswith("(main)") and cells["Δ%"] == f"{record['gate']['delta_pct']:+.2f}%"
+    assert cells["Tolerance"] == "0.3" and cells["Verdict"] == "failed · regressed"
+    assert float(cells["Δ"]) == pytest.approx(record["gate"]["delta"], rel=1e-3)
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -318,6 +318,7 @@ def cli_list(weights_dir: Path | None) -> int:
             where = str(locate(entry, None, weights_dir))
         except WeightsError:
             where = "missing"
-        print(f"{entry.key:9} {entry.filename:42} hash: {entry.expected_hash():40} {where}")
+        size = "size unpublished" if entry.size is None else f"{entry.size} bytes"
+        print(f"{entry.key:9} {entry.filename:42} hash: {entry.expected_hash():40} {size:18} {where}")
         print(f"{'':9} {entry.url}")
     return 0
