@@ -24,26 +24,8 @@ class Threshold:
         return {"min": self.min, "max": self.max}
 
 
-@dataclass(frozen=True)
-class Verdict:
-    passed: bool
-    message: str
-
-
 def format_value(value: float) -> str:
     return f"{value:.6g}"
-
-
-def check_threshold(metric: str, value: float, threshold: Threshold, higher_is_better: bool) -> Verdict:
-    if not math.isfinite(value):
-        return Verdict(False, f"{metric} = {value}, which is not a finite number")
-    direction = "higher is better" if higher_is_better else "lower is better"
-    shown = f"{metric} = {format_value(value)}"
-    if threshold.min is not None and value < threshold.min:
-        return Verdict(False, f"{shown}, expected {threshold.describe()} ({direction})")
-    if threshold.max is not None and value > threshold.max:
-        return Verdict(False, f"{shown}, expected {threshold.describe()} ({direction})")
-    return Verdict(True, f"{shown}, threshold {threshold.describe()}")
 
 
 GATE_MODES = ("auto", "point", "interval")

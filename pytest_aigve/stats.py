@@ -136,7 +136,10 @@ def frechet_distance_from_features(features1: np.ndarray, features2: np.ndarray,
             raise ValueError(f"the {name} set's features contain NaN or inf")
     mu1, mu2 = a.mean(axis=0), b.mean(axis=0)
     if max(a.shape[0], b.shape[0]) >= a.shape[1]:
-        return frechet_distance(mu1, np.cov(a, rowvar=False, ddof=ddof), mu2, np.cov(b, rowvar=False, ddof=ddof))
+        first, second = MomentAccumulator(a.shape[1]), MomentAccumulator(b.shape[1])
+        first.update(a)
+        second.update(b)
+        return frechet_distance(first.mean(), first.covariance(ddof), second.mean(), second.covariance(ddof))
     centred1 = (a - mu1) / np.sqrt(a.shape[0] - ddof)
     centred2 = (b - mu2) / np.sqrt(b.shape[0] - ddof)
     singular = np.linalg.svd(centred1 @ centred2.T, compute_uv=False)

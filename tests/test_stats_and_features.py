@@ -11,7 +11,7 @@ import torch
 
 from pytest_aigve.features import FeatureStore
 from pytest_aigve.features.backbones import Backbone
-from pytest_aigve.gate import Threshold, check_threshold
+from pytest_aigve.gate import GatePolicy, Threshold, evaluate_gate
 from pytest_aigve.protocol import ClipProtocol
 from pytest_aigve.stats import MeanAccumulator, MomentAccumulator
 from pytest_aigve.videos.cache import ClipCache
@@ -50,14 +50,14 @@ def test_moment_accumulator_matches_numpy_and_merges() -> None:
 
 @pytest.mark.parametrize(("value", "threshold", "higher", "passed", "text"), [
     (0.95, Threshold(min=0.9), True, True, "flicker = 0.95, threshold >= 0.9"),
-    (0.85, Threshold(min=0.9), True, False, "flicker = 0.85, expected >= 0.9 (higher is better)"),
-    (12.0, Threshold(max=10), False, False, "flicker = 12, expected <= 10 (lower is better)"),
-    (5.0, Threshold(1, 4), True, False, "expected in [1, 4]"),
+    (0.85, Threshold(min=0.9), True, False, "flicker = 0.85, expected >= 0.9 (higher is better, point gate)"),
+    (12.0, Threshold(max=10), False, False, "flicker = 12, expected <= 10 (lower is better, point gate)"),
+    (5.0, Threshold(1, 4), True, False, "expected <= 4"),
     (float("nan"), Threshold(), True, False, "not a finite number"),
 ])
 def test_threshold_verdicts(value: float, threshold: Threshold, higher: bool, passed: bool, text: str) -> None:
-    verdict = check_threshold("flicker", value, threshold, higher)
-    assert verdict.passed is passed and text in verdict.message
+    verdict = evaluate_gate("flicker", value, None, higher, threshold, GatePolicy(), None, set_size=3)
+    assert (verdict.verdict == "pass") is passed and text in verdict.message
 
 
 class MeanColour(Backbone):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -101,7 +100,3 @@ class FrechetMetric(DistributionMetric):
                 return frechet_distance_from_features(resample_blocks(ref_blocks, rng),
                                                       resample_blocks(cand_blocks, rng), self.ddof).value
         return MetricResult(result.value, {}, details, warnings[:1], resample)
-
-
-def resolve_relative(path: str | None, base: Path) -> Path | None:
-    return None if path is None else (base / path)
