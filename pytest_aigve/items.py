@@ -1,7 +1,8 @@
 """Collection nodes: a suite file collects one CheckItem per check.
 
-setup() decodes and computes (anything going wrong there is a pytest *error*: the metric
-could not compute); runtest() applies the threshold (a *failure*: the score is out of bounds).
+setup() decodes, computes and checks the protocol against the baseline (anything going wrong there is a
+pytest *error*: the score could not be computed or compared); runtest() applies the gate: bounds and
+baseline tolerance, point or interval (a *failure*, or a warning for `warn: true` checks).
 """
 
 from __future__ import annotations
