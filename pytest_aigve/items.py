@@ -59,6 +59,7 @@ class CheckItem(pytest.Item):
         self.record = ItemRecord(
             nodeid=self.nodeid, suite=suite.name, suite_file=str(suite.path), check=check.id,
             metric=check.metric, sets=list(check.sets), higher_is_better=self.higher_is_better,
+            inputs=metric_cls.inputs,
             threshold=check.threshold.to_dict(), protocol=check.protocol.to_dict(), params=dict(check.params),
             line=check.line, set_sizes={name: len(suite.sets[name].videos) for name in check.sets},
             precision=metric_cls.precision,

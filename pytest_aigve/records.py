@@ -17,6 +17,7 @@ class ItemRecord:
     metric: str
     sets: list[str]
     higher_is_better: bool
+    inputs: str  # single | paired | sets
     threshold: dict[str, float | None]
     protocol: dict[str, Any]
     params: dict[str, Any]

@@ -6,7 +6,7 @@ import base64
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
@@ -206,11 +206,14 @@ def _interval(metric: Metric, result: MetricResult, check: CheckSpec) -> Interva
         return None
     spec = check.policy.bootstrap
     try:
-        return bootstrap_interval(result.value, result.resample, spec.resamples or metric.bootstrap_resamples,
-                                  spec.level, spec.seed)
+        interval = bootstrap_interval(result.value, result.resample, spec.resamples or metric.bootstrap_resamples,
+                                      spec.level, spec.seed)
     except ValueError as exc:
         result.warnings.append(f"no bootstrap interval: {exc}")
         return None
+    low, high = metric.value_range  # e.g. a distance is never negative, however wide its spread
+    return replace(interval, low=interval.low if low is None else max(low, interval.low),
+                   high=interval.high if high is None else min(high, interval.high))
 
 
 def _jpeg(image: np.ndarray) -> bytes:

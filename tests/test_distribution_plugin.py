@@ -33,6 +33,9 @@ def test_example_suite_end_to_end_then_warm_from_the_feature_cache(
         assert math.isfinite(record["value"])
         assert len(record["backbone"]["weights_sha256"]) == 64 and record["backbone"]["precision"] == "fp32"
         assert record["protocol"]["frames"] in (4, 16) and record["device"] == "cpu"
+        assert record["interval"]["low"] <= record["value"] <= record["interval"]["high"]
+        if name != "kid[reference-vs-generated]":  # KID is unbiased and may be negative; distances may not
+            assert record["interval"]["low"] >= (1.0 if name.startswith("is") else 0.0)
     assert cold.ret in (0, 1)
     # FID, KID and IS share one Inception pass per set: only FID decoded and computed
     assert first["fid[reference-vs-generated]"]["details"]["videos_decoded"] == 8

@@ -168,6 +168,8 @@ def test_pixel_metric_contract(name: str, clip_pairs) -> None:
     inputs = ArrayInputs(candidates, references)
     value = cls(cls.validate_params({}), CPU).evaluate(inputs).value
     assert np.isfinite(value)
+    low, high = cls.value_range
+    assert (low is None or value >= low) and (high is None or value <= high)
     # the score moves with the input: compare clean with degraded content
     clean = cls(cls.validate_params({}), CPU).evaluate(ArrayInputs(references, references)).value
     assert clean != pytest.approx(value)

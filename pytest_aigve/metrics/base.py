@@ -71,6 +71,7 @@ class Metric(ABC):
     params: ClassVar[Mapping[str, ParamSpec]] = {}
     precision: ClassVar[str] = "fp64"
     bootstrap_resamples: ClassVar[int] = 1000  # default; the suite's `bootstrap.resamples` overrides it
+    value_range: ClassVar[tuple[float | None, float | None]] = (None, None)  # intervals are clipped to it
 
     def __init__(self, params: Mapping[str, Any], device: torch.device) -> None:
         self.options = dict(params)

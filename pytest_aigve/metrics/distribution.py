@@ -74,6 +74,7 @@ class FrechetMetric(DistributionMetric):
     """Fréchet distance between the reference and candidate feature distributions."""
 
     higher_is_better: ClassVar[bool] = False
+    value_range: ClassVar[tuple[float | None, float | None]] = (0.0, None)
     ddof: ClassVar[int]  # the covariance normalisation of the reference implementation
     feature_slice: ClassVar[slice] = slice(None)
 

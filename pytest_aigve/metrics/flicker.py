@@ -20,6 +20,7 @@ class TemporalFlicker(PerVideoMetric):
     description: ClassVar[str] = "VBench temporal flickering: (255 - mean |frame[t+1] - frame[t]|) / 255"
     higher_is_better: ClassVar[bool] = True
     min_frames: ClassVar[int] = 2
+    value_range: ClassVar[tuple[float | None, float | None]] = (0.0, 1.0)
 
     def score_clip(self, clip: torch.Tensor) -> float:
         mean_abs_diff = (clip[1:] - clip[:-1]).abs().mean(dim=(1, 2, 3)).mean()

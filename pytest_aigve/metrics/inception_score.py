@@ -20,6 +20,7 @@ class InceptionScore(DistributionMetric):
     name: ClassVar[str] = "is"
     description: ClassVar[str] = "Inception Score over frames (TF-FID InceptionV3 logits)"
     higher_is_better: ClassVar[bool] = True
+    value_range: ClassVar[tuple[float | None, float | None]] = (1.0, None)
     inputs: ClassVar[InputKind] = "single"
     backbone: ClassVar[str] = "inception"
     params: ClassVar[dict[str, ParamSpec]] = {

@@ -24,6 +24,7 @@ class PSNR(PairedMetric):
     name: ClassVar[str] = "psnr"
     description: ClassVar[str] = "peak signal-to-noise ratio in dB, frame by frame, averaged"
     higher_is_better: ClassVar[bool] = True
+    value_range: ClassVar[tuple[float | None, float | None]] = (0.0, None)
     params: ClassVar[dict[str, ParamSpec]] = {
         "max_db": ParamSpec(100.0, _positive_float, "cap for identical frames, in dB"),
     }

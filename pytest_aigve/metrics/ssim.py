@@ -39,6 +39,7 @@ class SSIM(PairedMetric):
     name: ClassVar[str] = "ssim"
     description: ClassVar[str] = "structural similarity, Gaussian window, per RGB channel, frame by frame"
     higher_is_better: ClassVar[bool] = True
+    value_range: ClassVar[tuple[float | None, float | None]] = (-1.0, 1.0)
     params: ClassVar[dict[str, ParamSpec]] = {
         "sigma": ParamSpec(1.5, _sigma, "Gaussian window sigma in pixels"),
     }
