@@ -53,7 +53,9 @@ class CheckItem(pytest.Item):
         super().__init__(**kwargs)
         self.suite = suite
         self.check = check
-        metric_cls = self.parent.registry.get(check.metric)  # type: ignore[union-attr]
+        assert isinstance(self.parent, SuiteFile)
+        self.runtime: AigveRuntime = self.parent.runtime
+        metric_cls = self.runtime.registry.get(check.metric)
         self.higher_is_better = metric_cls.higher_is_better
         self.result: CheckResult | None = None
         self.record = ItemRecord(
@@ -79,19 +81,18 @@ class CheckItem(pytest.Item):
         self._record_result(self.result)
         self._check_fingerprint()
 
-    @property
-    def runtime(self) -> AigveRuntime:
-        return self.parent.runtime  # type: ignore[union-attr]
-
-    def _baseline_entry(self) -> dict[str, Any] | None:
+    def _baseline_entry(self) -> tuple[str, dict[str, Any]] | None:
+        """(baseline name, this check's entry), when the baseline has one."""
         baseline = self.runtime.baseline
-        return None if baseline is None else baseline.scores.get(score_key(self.suite.name, self.check.id))
+        entry = None if baseline is None else baseline.scores.get(score_key(self.suite.name, self.check.id))
+        return None if entry is None or baseline is None else (baseline.name, entry)
 
     def _check_fingerprint(self) -> None:
         """A score is compared only with a baseline score made the same way; otherwise this is an error."""
-        entry = self._baseline_entry()
-        if entry is None:
+        found = self._baseline_entry()
+        if found is None:
             return
+        name, entry = found
         differences = fingerprint_diff(entry.get("fingerprint", {}), self.record.fingerprint)
         if not differences:
             return
@@ -101,7 +102,6 @@ class CheckItem(pytest.Item):
             self.record.warnings.append(f"compared with baseline despite protocol differences: "
                                         f"{'; '.join(differences)}")
             return
-        name = self.runtime.baseline.name  # type: ignore[union-attr]
         message = (f"not compared with baseline {name}: the protocol differs ({'; '.join(differences)}); "
                    "restore the protocol, accept it with --aigve-update-baseline, or compare anyway with "
                    "--aigve-allow-protocol-mismatch")
@@ -145,11 +145,12 @@ class CheckItem(pytest.Item):
             self.user_properties.append(("aigve.warning", warning))
 
     def _baseline_score(self) -> BaselineScore | None:
-        entry = self._baseline_entry()
-        if entry is None or entry.get("value") is None:
+        found = self._baseline_entry()
+        if found is None or found[1].get("value") is None:
             return None
+        name, entry = found
         interval = entry.get("interval")
-        return BaselineScore(self.runtime.baseline.name, float(entry["value"]),  # type: ignore[union-attr]
+        return BaselineScore(name, float(entry["value"]),
                              None if not interval else (float(interval["low"]), float(interval["high"])))
 
     def runtest(self) -> None:
