@@ -124,6 +124,7 @@ class CheckItem(pytest.Item):
         record.thumbnails = outcome.thumbnails
         record.interval = None if outcome.interval is None else outcome.interval.to_dict()
         record.timings["bootstrap_s"] = round(outcome.bootstrap_seconds, 4)
+        record.timings["decode_s"] = round(outcome.decode_seconds, 4)
         record.fingerprint = fingerprint(self.check.metric, dict(self.check.params), self.check.protocol.to_dict(),
                                          record.backbone or None)
         used = len(outcome.videos_used[self.check.sets[-1]])  # videos of a one-set check, pairs of a paired one

@@ -53,10 +53,6 @@ class ClipProtocol:
         payload = json.dumps(self.to_dict(), sort_keys=True).encode()
         return hashlib.sha256(payload).hexdigest()[:16]
 
-    def merged(self, overrides: Mapping[str, Any]) -> ClipProtocol:
-        """A copy with the given (unvalidated) fields replaced, then validated."""
-        return protocol_from_mapping(overrides, base=self)
-
     def describe(self) -> str:
         frames = "all frames" if self.frames is None else f"{self.frames} frames"
         fps = "native fps" if self.fps is None else f"{self.fps:g} fps"

@@ -77,6 +77,7 @@ class CheckResult:
     thumbnails: dict[str, list[dict[str, str]]]
     interval: Interval | None = None
     bootstrap_seconds: float = 0.0
+    decode_seconds: float = 0.0  # part of `seconds` spent decoding
 
 
 class SuiteInputs(MetricInputs):
@@ -172,7 +173,7 @@ class SuiteInputs(MetricInputs):
 def evaluate_check(suite: Suite, check: CheckSpec, ctx: EvalContext) -> CheckResult:
     metric = ctx.registry.get(check.metric)(check.params, ctx.device)
     inputs = SuiteInputs(suite, check, ctx)
-    decodes_before = ctx.clips.stats.decodes
+    decodes_before, decode_seconds_before = ctx.clips.stats.decodes, ctx.clips.stats.decode_seconds
     started = time.perf_counter()
     try:
         result = metric.evaluate(inputs)
@@ -183,6 +184,7 @@ def evaluate_check(suite: Suite, check: CheckSpec, ctx: EvalContext) -> CheckRes
         raise
     seconds = time.perf_counter() - started
     result.details["videos_decoded"] = ctx.clips.stats.decodes - decodes_before
+    decode_seconds = ctx.clips.stats.decode_seconds - decode_seconds_before
     if "backbone" in result.details:
         result.details["backbone"] = {**result.details["backbone"], "features_computed": inputs.features_computed,
                                       "features_cached": inputs.features_cached}
@@ -197,7 +199,7 @@ def evaluate_check(suite: Suite, check: CheckSpec, ctx: EvalContext) -> CheckRes
     started = time.perf_counter()
     interval = _interval(metric, result, check)
     return CheckResult(metric, result, inputs.used, inputs.skipped, sorted(inputs.resolutions), seconds, thumbnails,
-                       interval, time.perf_counter() - started)
+                       interval, time.perf_counter() - started, decode_seconds)
 
 
 def _interval(metric: Metric, result: MetricResult, check: CheckSpec) -> Interval | None:

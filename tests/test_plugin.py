@@ -245,6 +245,7 @@ def test_json_record_carries_what_produced_the_score(project: Path, pytester: py
     assert record["videos_used"] == {"ref": ["clip_0.mp4", "clip_1.mp4"], "gen": ["clip_0.mp4", "clip_1.mp4"]}
     assert set(record["per_video"]) == {"clip_0.mp4", "clip_1.mp4"} and 0 < record["value"] < 1
     assert record["timings"]["setup_s"] > 0 and record["threshold"] == {"min": 0.5, "max": None}
+    assert 0 <= record["timings"]["decode_s"] <= record["timings"]["compute_s"]
     assert "thumbnails" not in record  # images live in the HTML only
 
 
