@@ -8,6 +8,7 @@ protocol, backbone and weights hash, precision), plus the environment of the run
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -86,8 +87,36 @@ def load_baseline(path: Path) -> Baseline:
     if not isinstance(data, dict) or data.get("schema") != BASELINE_SCHEMA or not isinstance(data.get("scores"),
                                                                                               dict):
         raise AigveError(f"baseline {path} is not a pytest-aigve baseline (expected schema {BASELINE_SCHEMA})")
+    for key, entry in data["scores"].items():
+        problem = entry_problem(entry)
+        if problem:
+            raise AigveError(f"baseline {path}: entry '{key}': {problem}; save the baseline again "
+                             "(--aigve-save-baseline) or restore the file from version control")
+    environment = data.get("environment", {})
     return Baseline(str(data.get("name", path.stem)), path, str(data.get("created", "")),
-                    dict(data.get("environment", {})), dict(data["scores"]))
+                    dict(environment) if isinstance(environment, dict) else {}, dict(data["scores"]))
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def entry_problem(entry: Any) -> str | None:
+    """What is wrong with one baseline entry (NaN, a missing field, a wrong type), or None."""
+    if not isinstance(entry, dict):
+        return f"expected a mapping, found {type(entry).__name__}"
+    if entry.get("value") is not None and not _finite(entry["value"]):
+        return f"'value' must be a finite number, found {entry['value']!r}"
+    interval = entry.get("interval")
+    if interval is not None and (not isinstance(interval, dict) or not all(
+            _finite(interval.get(end)) for end in ("low", "high")) or interval["low"] > interval["high"]):
+        return f"'interval' must be {{low, high}} with finite low <= high, found {interval!r}"
+    if not isinstance(entry.get("fingerprint", {}), dict):
+        return f"'fingerprint' must be a mapping, found {entry['fingerprint']!r}"
+    per_video = entry.get("per_video", {})
+    if not isinstance(per_video, dict) or not all(_finite(v) for v in per_video.values()):
+        return "'per_video' must map video keys to finite numbers"
+    return None
 
 
 def git_commit(folder: Path) -> str | None:

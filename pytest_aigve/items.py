@@ -45,11 +45,24 @@ class SuiteFile(pytest.File):
             suite = load_suite(self.path, self.registry)
         except AigveError as exc:
             raise self.CollectError(str(exc)) from None
-        return [CheckItem.from_parent(self, name=check.id, suite=suite, check=check) for check in suite.checks]
+        unmatched = self._baseline_unmatched(suite)
+        return [CheckItem.from_parent(self, name=check.id, suite=suite, check=check, baseline_unmatched=unmatched)
+                for check in suite.checks]
+
+    def _baseline_unmatched(self, suite: Suite) -> list[str]:
+        """Baseline entries of this suite that no check of it matches (a renamed or removed check). Found at
+        collection, before -k or -m deselect anything, so a filtered run does not report them."""
+        baseline = self.runtime.baseline
+        if baseline is None:
+            return []
+        ids = {score_key(suite.name, check.id) for check in suite.checks}
+        prefix = score_key(suite.name, "")
+        return sorted(key for key in baseline.scores if key.startswith(prefix) and key not in ids)
 
 
 class CheckItem(pytest.Item):
-    def __init__(self, *, suite: Suite, check: CheckSpec, **kwargs: Any) -> None:
+    def __init__(self, *, suite: Suite, check: CheckSpec, baseline_unmatched: list[str] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.suite = suite
         self.check = check
@@ -64,8 +77,11 @@ class CheckItem(pytest.Item):
             inputs=metric_cls.inputs,
             threshold=check.threshold.to_dict(), protocol=check.protocol.to_dict(), params=dict(check.params),
             line=check.line, set_sizes={name: len(suite.sets[name].videos) for name in check.sets},
-            precision=metric_cls.precision,
+            precision=metric_cls.precision, on_missing_baseline=suite.on_missing_baseline,
+            suite_baseline_unmatched=list(baseline_unmatched or []),
         )
+        if self.runtime.baseline is not None:
+            self.record.baseline_status = "new" if self._baseline_entry() is None else "matched"
 
     @property
     def context(self) -> EvalContext:
@@ -165,6 +181,8 @@ class CheckItem(pytest.Item):
         used = len(record.videos_used.get(self.check.sets[-1], []))
         gate = evaluate_gate(self.check.metric, self.result.result.value, interval, self.higher_is_better,
                              self.check.threshold, policy, self._baseline_score(), used)
+        if record.baseline_status == "new":
+            self._gate_new_check(gate, policy.warn)
         record.gate = gate.to_dict()
         record.message = gate.message
         self._gate_properties(gate)
@@ -172,6 +190,24 @@ class CheckItem(pytest.Item):
             raise ThresholdFailure(gate.message)
         if gate.verdict == "warn":
             self.warn(AigveGateWarning(f"{self.nodeid}: {gate.message}"))
+
+    def _gate_new_check(self, gate: GateResult, warn_only: bool) -> None:
+        """The baseline has no entry for this check: a new check, or a renamed check or suite."""
+        baseline = self.runtime.baseline
+        assert baseline is not None
+        gate.status = "new"
+        renamed = self.record.suite_baseline_unmatched
+        hint = (f"; entries of this suite no check matched: {', '.join(renamed[:5])}" if renamed else
+                f"; the baseline has no entry of suite '{self.suite.name}' (renamed suite?)"
+                if not any(k.startswith(score_key(self.suite.name, "")) for k in baseline.scores) else "")
+        text = (f"no entry for '{score_key(self.suite.name, self.check.id)}' in baseline {baseline.name}: not "
+                f"compared (new check, or a renamed check or suite{hint}); accept it with --aigve-baseline "
+                f"{baseline.name} --aigve-update-baseline")
+        if self.suite.on_missing_baseline == "error" and not self.runtime.options.update_baseline:
+            gate.verdict = "warn" if warn_only else "fail"
+            gate.message = f"{gate.message}; {text} (on_missing_baseline: error)"
+        else:
+            self.record.warnings.append(text)
 
     def _gate_properties(self, gate: GateResult) -> None:
         interval = self.record.interval

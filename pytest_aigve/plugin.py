@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from .options import AigveOptions, add_options, options_from_config
 from .runtime import AigveRuntime
 
 RUNTIME_KEY = pytest.StashKey[AigveRuntime]()
+RESTORE_SIGTERM_KEY = pytest.StashKey[Callable[[], None]]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -45,10 +46,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RUNTIME_KEY] = AigveRuntime(config, options)
     _add_suite_args(config, options)
     if _is_controller(config):
+        from .interrupts import handle_sigterm_as_interrupt
         from .report.results import ResultsCollector
 
         collector = ResultsCollector(config, options, config.stash[RUNTIME_KEY].baseline)
         config.pluginmanager.register(collector, "aigve-results")
+        config.stash[RESTORE_SIGTERM_KEY] = handle_sigterm_as_interrupt()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    restore = config.stash.get(RESTORE_SIGTERM_KEY, None)
+    if restore is not None:
+        restore()
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

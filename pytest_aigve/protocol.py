@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
@@ -14,6 +15,11 @@ ShortVideoPolicy = Literal["error", "loop", "pad"]
 ResizeMode = Literal["stretch", "center_crop"]
 
 SHORT_VIDEO_POLICIES: tuple[str, ...] = ("error", "loop", "pad")
+# Bounds that keep a typo from exhausting memory: a clip of MAX_FRAMES frames at MAX_SIDE² is already tens of GB.
+MAX_FRAMES = 4096
+MAX_SIDE = 8192
+MAX_FPS = 1000.0
+MAX_START_S = 86_400.0  # a day of video
 RESIZE_MODES: tuple[str, ...] = ("stretch", "center_crop")
 
 
@@ -63,19 +69,30 @@ class ClipProtocol:
 PROTOCOL_KEYS: tuple[str, ...] = tuple(f.name for f in fields(ClipProtocol))
 
 
-def _positive_int(key: str, value: Any) -> int:
+def _positive_int(key: str, value: Any, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ParamError(key, f"'{key}' must be a positive integer, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ParamError(key, f"'{key}' must be at most {maximum}, got {value!r} (a clip that large does not fit "
+                              "in memory; lower it)")
     return value
+
+
+def _finite_number(key: str, value: Any, low: float, high: float, what: str) -> float:
+    """A real number in [low, high]; NaN and infinities are refused (YAML reads `.nan` and `.inf` as floats)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise ParamError(key, f"'{key}' must be {what}, got {value!r}")
+    return float(value)
 
 
 def _parse_resize(value: Any) -> tuple[int, int] | int | None:
     if value is None or value == "none":
         return None
     if isinstance(value, int) and not isinstance(value, bool):
-        return _positive_int("resize", value)
+        return _positive_int("resize", value, MAX_SIDE)
     if isinstance(value, list | tuple) and len(value) == 2:
-        height, width = (_positive_int("resize", v) for v in value)
+        height, width = (_positive_int("resize", v, MAX_SIDE) for v in value)
         return (height, width)
     raise ParamError(
         "resize", f"'resize' must be null, an int (shorter side) or [height, width], got {value!r}"
@@ -90,18 +107,14 @@ def protocol_from_mapping(data: Mapping[str, Any], base: ClipProtocol | None = N
         if key not in PROTOCOL_KEYS:
             raise ParamError(key, f"unknown protocol key '{key}'")
         if key == "frames":
-            values[key] = None if value in (None, "all") else _positive_int(key, value)
+            values[key] = None if value in (None, "all") else _positive_int(key, value, MAX_FRAMES)
         elif key == "fps":
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                      or value <= 0):
-                raise ParamError(key, f"'fps' must be a positive number or null (native), got {value!r}")
-            values[key] = None if value is None else float(value)
+            values[key] = None if value is None else _finite_number(
+                key, value, 1e-6, MAX_FPS, f"a positive number (at most {MAX_FPS:g}) or null (native)")
         elif key == "start":
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ParamError(key, f"'start' must be seconds >= 0, got {value!r}")
-            values[key] = float(value)
+            values[key] = _finite_number(key, value, 0.0, MAX_START_S, f"seconds in [0, {MAX_START_S:g}]")
         elif key == "stride":
-            values[key] = _positive_int(key, value)
+            values[key] = _positive_int(key, value, MAX_FRAMES)
         elif key == "resize":
             values[key] = _parse_resize(value)
         elif key == "resize_mode":

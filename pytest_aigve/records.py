@@ -41,6 +41,20 @@ class ItemRecord:
     fingerprint: dict[str, Any] = field(default_factory=dict)  # what must match for a baseline comparison
     fingerprint_diff: list[str] = field(default_factory=list)  # vs. the baseline, when compared anyway
     gate: dict[str, Any] = field(default_factory=dict)  # verdict, status, mode, baseline, delta, tolerance
+    video_notes: dict[str, list[str]] = field(default_factory=dict)  # per video: looped, padded, resampled, ...
+    baseline_status: str = ""  # "" (no baseline compared), "matched", or "new" (the baseline has no entry)
+    on_missing_baseline: str = "warn"  # the suite's policy for checks and entries that do not match
+    suite_baseline_unmatched: list[str] = field(default_factory=list)  # the suite's entries no check matched
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def lost_record(nodeid: str, message: str, outcome: str = "error") -> dict[str, Any]:
+    """A record for an item whose own record never arrived (its xdist worker crashed): still one row in every
+    report, as an error."""
+    suite_file, _, check = nodeid.partition("::")
+    record = ItemRecord(nodeid=nodeid, suite=suite_file.rsplit("/", 1)[-1], suite_file=suite_file, check=check,
+                        metric="?", sets=[], higher_is_better=True, inputs="single", threshold={}, protocol={},
+                        params={}, line=0, outcome=outcome, message=message)
+    return record.to_dict()

@@ -193,13 +193,33 @@ def evaluate_check(suite: Suite, check: CheckSpec, ctx: EvalContext) -> CheckRes
         result.warnings.append(f"weights {result.details['backbone']['weights']}: {weights_check}; this score is "
                                "not comparable with scores from the published weights")
     if not math.isfinite(result.value):
-        raise MetricError(f"{check.metric} produced a non-finite value ({result.value}); this is a bug in the "
-                          "metric or degenerate input, and is never reported as a score")
+        raise MetricError(f"{check.metric} produced a non-finite value ({result.value}) from the videos and "
+                          "weights of this check; it is never reported as a score (check the inputs and weights, "
+                          "and report it if they are sound)")
+    _clip_round_off(metric, result)
     thumbnails = {name: thumbnails_for(suite.sets[name], check.protocol, ctx) for name in check.sets}
     started = time.perf_counter()
     interval = _interval(metric, result, check)
     return CheckResult(metric, result, inputs.used, inputs.skipped, sorted(inputs.resolutions), seconds, thumbnails,
                        interval, time.perf_counter() - started, decode_seconds)
+
+
+ROUND_OFF = 1e-6  # float64 cancellation in a Fréchet distance of identical sets is ~1e-10
+
+
+def _clip_round_off(metric: Metric, result: MetricResult) -> None:
+    """A value a hair outside the metric's range (FID of identical sets: -2e-10) is round-off: the value is
+    clipped, like its interval, so the two agree; the raw value stays in the details. Further out is a bug."""
+    low, high = metric.value_range
+    for bound, outside in ((low, low is not None and result.value < low), (high, high is not None and
+                                                                          result.value > high)):
+        if not outside or bound is None:
+            continue
+        if abs(result.value - bound) > ROUND_OFF * max(1.0, abs(bound)):
+            raise MetricError(f"{metric.name} = {result.value!r} is outside its range [{low}, {high}]; this is "
+                              "not round-off, so it is not reported as a score")
+        result.details["unclipped_value"] = result.value
+        result.value = float(bound)
 
 
 def _interval(metric: Metric, result: MetricResult, check: CheckSpec) -> Interval | None:

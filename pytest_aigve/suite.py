@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,10 @@ from .videos import sources
 from .videos.sources import SkippedVideo, Video, VideoSet
 from .yamlmarks import MarkedDict, load_marked_yaml
 
-TOP_LEVEL_KEYS = ("suite", "description", "protocol", "on_bad_video", "defaults", "video_sets", "checks")
+TOP_LEVEL_KEYS = ("suite", "description", "protocol", "on_bad_video", "on_missing_baseline", "defaults",
+                  "video_sets", "checks")
+MISSING_BASELINE_POLICIES = ("warn", "error")
+MAX_RESAMPLES = 10_000  # a Fréchet resample costs a full recomputation: 10 000 is already an hour on a CPU
 GATE_KEYS = ("tolerance", "gate", "bootstrap", "warn")
 DEFAULTS_KEYS = (*GATE_KEYS, "small_set")
 CHECK_KEYS = ("name", "metric", "set", "reference", "candidate", "params", "min", "max", "protocol",
@@ -60,6 +64,7 @@ class Suite:
     protocol: ClipProtocol
     sets: Mapping[str, VideoSet]
     checks: tuple[CheckSpec, ...]
+    on_missing_baseline: str = "warn"  # a check without a baseline entry, or an entry without a check
 
 
 def _unknown_key(path: Path, mapping: MarkedDict, allowed: Sequence[str], what: str) -> None:
@@ -100,6 +105,10 @@ def load_suite(path: Path, registry: MetricRegistry) -> Suite:
         protocol = _protocol(path, _mapping(path, root["protocol"], root.line_of("protocol"), "'protocol'"),
                              protocol, "protocol")
     on_bad_video = _bad_video_policy(path, root, "error")
+    on_missing_baseline = root.get("on_missing_baseline", "warn")
+    if on_missing_baseline not in MISSING_BASELINE_POLICIES:
+        raise SuiteError(path, root.line_of("on_missing_baseline"),
+                         f"'on_missing_baseline' must be 'warn' or 'error', got {on_missing_baseline!r}")
     policy = GatePolicy()
     if "defaults" in root:
         defaults = _mapping(path, root["defaults"], root.line_of("defaults"), "'defaults'")
@@ -108,7 +117,7 @@ def load_suite(path: Path, registry: MetricRegistry) -> Suite:
     video_sets = _load_sets(path, _mapping(path, root["video_sets"], root.line_of("video_sets"), "'video_sets'"))
     checks = _load_checks(path, root, video_sets, protocol, on_bad_video, registry, policy)
     name = str(root.get("suite", path.name))
-    return Suite(path, name, str(root.get("description", "")), protocol, video_sets, checks)
+    return Suite(path, name, str(root.get("description", "")), protocol, video_sets, checks, on_missing_baseline)
 
 
 def _bad_video_policy(path: Path, mapping: MarkedDict, default: str) -> str:
@@ -163,8 +172,8 @@ def _number(path: Path, check: MarkedDict, key: str) -> float | None:
     value = check.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SuiteError(path, check.line_of(key), f"'{key}' must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise SuiteError(path, check.line_of(key), f"'{key}' must be a finite number, got {value!r}")
     return float(value)
 
 
@@ -254,8 +263,9 @@ def _nonnegative(path: Path, mapping: MarkedDict, key: str, where: str) -> float
     value = mapping.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise SuiteError(path, mapping.line_of(key), f"{where}: '{key}' must be a number >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise SuiteError(path, mapping.line_of(key), f"{where}: '{key}' must be a finite number >= 0, "
+                                                     f"got {value!r}")
     return float(value)
 
 
@@ -277,12 +287,14 @@ def _policy(path: Path, mapping: MarkedDict, base: GatePolicy, where: str) -> Ga
         _unknown_key(path, spec, ("resamples", "level", "seed"), f"{where}: bootstrap")
         resamples, level, seed = spec.get("resamples", base.bootstrap.resamples), spec.get(
             "level", base.bootstrap.level), spec.get("seed", base.bootstrap.seed)
-        if resamples is not None and (isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 10):
-            raise SuiteError(path, spec.line_of("resamples"), f"{where}: 'resamples' must be an integer >= 10")
+        if resamples is not None and (isinstance(resamples, bool) or not isinstance(resamples, int)
+                                      or not 10 <= resamples <= MAX_RESAMPLES):
+            raise SuiteError(path, spec.line_of("resamples"), f"{where}: 'resamples' must be an integer from 10 to "
+                                                              f"{MAX_RESAMPLES}, got {resamples!r}")
         if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
             raise SuiteError(path, spec.line_of("level"), f"{where}: 'level' must be between 0 and 1, e.g. 0.95")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise SuiteError(path, spec.line_of("seed"), f"{where}: 'seed' must be an integer")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise SuiteError(path, spec.line_of("seed"), f"{where}: 'seed' must be an integer >= 0, got {seed!r}")
         values["bootstrap"] = BootstrapSpec(resamples, float(level), seed)
     if "warn" in mapping:
         if not isinstance(mapping["warn"], bool):
@@ -290,7 +302,7 @@ def _policy(path: Path, mapping: MarkedDict, base: GatePolicy, where: str) -> Ga
         values["warn"] = mapping["warn"]
     if "small_set" in mapping:
         small = mapping["small_set"]
-        if isinstance(small, bool) or not isinstance(small, int) or small < 0:
+        if isinstance(small, bool) or not isinstance(small, int) or not 0 <= small <= 10**9:
             raise SuiteError(path, mapping.line_of("small_set"), f"{where}: 'small_set' must be an integer >= 0")
         values["small_set"] = small
     return replace(base, **values)

@@ -231,6 +231,7 @@ checks: [{metric: fid, reference: ref, candidate: gen}]
 """
     result = run_checks(tmp_path, suite, random_weights, ["fid[ref-vs-gen]"])["fid[ref-vs-gen]"]
     assert np.isfinite(result.value) and result.value > 0
-    assert any("fid on 4 samples with 2048-d features" in w and "KID" in w for w in result.warnings)
+    assert any("fid on few samples (reference 4, candidate 4) with 2048-d features" in w and "KID" in w
+               for w in result.warnings)
     assert any("UNVERIFIED" in w for w in result.warnings)  # random weights are not the published file
     assert result.details["backbone"]["weights_check"].startswith("UNVERIFIED: sha256")

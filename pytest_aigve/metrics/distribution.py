@@ -40,11 +40,14 @@ BACKBONE_PARAMS: dict[str, ParamSpec] = {
 }
 
 
-def small_set_warning(metric: str, count: int, dim: int) -> str | None:
-    if count > dim:
+def small_set_warning(metric: str, counts: dict[str, int], dim: int) -> str | None:
+    """One warning naming every set's sample count when any of them is too small for a full-rank covariance."""
+    if all(count > dim for count in counts.values()):
         return None
-    return (f"{metric} on {count} samples with {dim}-d features: the covariance is singular and the value is "
-            "strongly biased upwards (Chong & Forsyth 2020); compare only runs with the same set size, or use KID")
+    sizes = ", ".join(f"{role} {count}" for role, count in counts.items())
+    return (f"{metric} on few samples ({sizes}) with {dim}-d features: a covariance from no more samples than "
+            "dimensions is singular and the value is strongly biased upwards (Chong & Forsyth 2020); compare only "
+            "runs with the same set sizes, or use KID")
 
 
 class DistributionMetric(Metric):
@@ -87,8 +90,9 @@ class FrechetMetric(DistributionMetric):
         except ValueError as exc:
             raise MetricError(f"{self.name}: {exc}") from None
         dim = reference.shape[1]
-        warnings = [w for w in (small_set_warning(self.name, n, dim)
-                                for n in (reference.shape[0], candidate.shape[0])) if w]
+        small = small_set_warning(self.name, {"reference": reference.shape[0], "candidate": candidate.shape[0]},
+                                  dim)
+        warnings = [small] if small else []
         details = {"backbone": backbone, "samples": {"reference": int(reference.shape[0]),
                                                      "candidate": int(candidate.shape[0])},
                    "feature_dim": int(dim), "covariance_ddof": self.ddof, "trace_sqrt": result.trace_sqrt}
@@ -100,4 +104,4 @@ class FrechetMetric(DistributionMetric):
             def resample(rng: np.random.Generator) -> float:
                 return frechet_distance_from_features(resample_blocks(ref_blocks, rng),
                                                       resample_blocks(cand_blocks, rng), self.ddof).value
-        return MetricResult(result.value, {}, details, warnings[:1], resample)
+        return MetricResult(result.value, {}, details, warnings, resample)

@@ -7,7 +7,17 @@ from typing import Any
 import jinja2
 import markupsafe
 
+from ..safetext import printable
+
+
+def _visible(value: Any) -> Any:
+    """Every {{ value }} of the template: bidi overrides and control characters shown as escapes, so a file
+    name cannot reorder or hide what the reviewer reads (markup we built ourselves passes unchanged)."""
+    return printable(value) if isinstance(value, str) and not isinstance(value, markupsafe.Markup) else value
+
+
 _ENV = jinja2.Environment(
+    finalize=_visible,
     loader=jinja2.PackageLoader("pytest_aigve", "report/templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
@@ -48,11 +58,11 @@ def _set_strips(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def render_html(results: dict[str, Any]) -> str:
-    from .summary import chart_svg, row
+    from .summary import chart_svg, headline, notices, row
 
     template = _ENV.get_template("report.html.j2")
     records = results["records"]
     table = [{"record": r, "row": row(r), "chart": markupsafe.Markup(chart_svg(r))} for r in records]
     return template.render(results=results, records=records, table=table, summary=results["summary"],
                            set_strips=_set_strips(records), env=results["environment"],
-                           baseline=results.get("baseline"))
+                           baseline=results.get("baseline"), notices=notices(results), headline=headline(results))

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..safetext import markdown_text, one_line
+
 VERDICT_WORDS = {"passed": "pass", "warned": "warn", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
 HEADER = ("Check", "Value", "Interval", "Baseline", "Δ", "Δ%", "Tolerance", "Verdict")
 
@@ -40,7 +42,7 @@ def row(record: dict[str, Any]) -> Row:
     pct = gate.get("delta_pct")
     status = gate.get("status", "")
     verdict = VERDICT_WORDS.get(record["outcome"], record["outcome"])
-    if status in ("improved", "regressed", "within noise") and record["outcome"] != "error":
+    if status in ("improved", "regressed", "within noise", "new") and record["outcome"] != "error":
         verdict = f"{verdict} ({status})"
     delta = gate.get("delta")
     return Row(f"{record['suite']}::{record['check']}", _num(record.get("value")), interval_text,
@@ -56,18 +58,59 @@ def rows(records: list[dict[str, Any]]) -> list[Row]:
 def terminal_lines(records: list[dict[str, Any]]) -> list[str]:
     table = [HEADER, *(r.cells() for r in rows(records))]
     widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+    return [one_line("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
             for line in table]
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
+    return markdown_text(str(text))
+
+
+def headline(results: dict[str, Any]) -> str:
+    summary = results["summary"]
+    text = (f"{summary['passed']} passed, {summary['warned']} warned, {summary['failed']} failed, "
+            f"{summary['errors']} errors")
+    if summary.get("not_run"):
+        text += f", {summary['not_run']} not run"
+    if results.get("interrupted"):
+        text += " (interrupted)"
+    elif not results.get("complete", True):
+        text += " (incomplete)"
+    return text
+
+
+def notices(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """(kind, text) lines every report shows: incompleteness, baseline matching, warnings, skipped videos.
+    Plain text; each output escapes it its own way."""
+    lines: list[tuple[str, str]] = []
+    summary = results["summary"]
+    if summary.get("not_run"):
+        shown = ", ".join(results.get("not_run", [])[:10])
+        lines.append(("incomplete", f"{summary['not_run']} collected check(s) did not run: {shown}; this run is "
+                                    "not a complete evaluation"))
+    baseline = results.get("baseline") or {}
+    if baseline.get("new_checks"):
+        lines.append(("baseline", f"checks with no entry in baseline {baseline['name']} (not compared): "
+                                  + ", ".join(baseline["new_checks"])))
+    if baseline.get("unmatched_entries"):
+        lines.append(("baseline", f"entries of baseline {baseline['name']} that no check matched (renamed or "
+                                  "removed checks): " + ", ".join(baseline["unmatched_entries"])))
+    if baseline.get("suites_not_run"):
+        lines.append(("baseline", f"suites of baseline {baseline['name']} not in this run: "
+                                  + ", ".join(baseline["suites_not_run"])))
+    for record in results["records"]:
+        name = f"{record['suite']}::{record['check']}"
+        lines.extend(("warning", f"{name}: {warning}") for warning in record.get("warnings", []))
+        skipped = record.get("videos_skipped", [])
+        if skipped:
+            listing = "; ".join(f"{s['video']} ({s['reason']})" for s in skipped[:5])
+            more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+            lines.append(("skipped", f"{name}: {len(skipped)} video(s) left out: {listing}{more}"))
+    return lines
 
 
 def markdown(results: dict[str, Any]) -> str:
-    summary = results["summary"]
-    lines = [f"## AIGVE evaluation: {summary['passed']} passed, {summary['warned']} warned, {summary['failed']} "
-             f"failed, {summary['errors']} errors" + (" (interrupted)" if results["interrupted"] else ""), ""]
+    lines = [f"## AIGVE evaluation: {headline(results)}", ""]
     baseline = results.get("baseline")
     if baseline:
         lines += [f"Compared with baseline **{_md(baseline['name'])}** ({_md(baseline.get('created', ''))}, "
@@ -77,20 +120,26 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
         lines += ["| " + " | ".join(_md(cell) for cell in r.cells()) + " |" for r in rows(records)]
         lines.append("")
+    extra = notices(results)
+    if extra:
+        lines += ["### Notices", ""]
+        lines += [f"- **{kind}**: {_md(text[:1000])}" for kind, text in extra]
+        lines.append("")
     notes = [(r, r["message"]) for r in records if r["outcome"] in ("failed", "warned", "error") and r["message"]]
     if notes:
         lines += ["### Details", ""]
-        lines += [f"- **{_md(r['suite'])}::{_md(r['check'])}** ({r['outcome']}): {_md(message)[:500]}"
+        lines += [f"- **{_md(r['suite'])}::{_md(r['check'])}** ({r['outcome']}): {_md(message[:500])}"
                   for r, message in notes]
         lines.append("")
     mismatches = [r for r in records if r.get("fingerprint_diff")]
     if mismatches:
         lines += ["### Protocol differences from the baseline", ""]
-        lines += [f"- {_md(r['check'])}: " + ", ".join(f"`{d.replace('`', '')}`" for d in r["fingerprint_diff"])
+        lines += [f"- {_md(r['check'])}: " + ", ".join(f"`{one_line(d).replace('`', '')}`"
+                                                       for d in r["fingerprint_diff"])
                   for r in mismatches]
         lines.append("")
     for error in results["collection_errors"]:
-        lines.append(f"- collection error in `{_md(error['node'])}`: {_md(error['message'])[:500]}")
+        lines.append(f"- collection error in {_md(error['node'])}: {_md(error['message'][:500])}")
     return "\n".join(lines).rstrip() + "\n"
 
 
