@@ -20,6 +20,7 @@ from .metrics.registry import MetricRegistry
 from .records import RECORD_ATTRIBUTE, ItemRecord
 from .runner import CheckResult, EvalContext, evaluate_check
 from .runtime import AigveRuntime
+from .safetext import printable
 from .suite import CheckSpec, Suite, load_suite
 
 
@@ -44,7 +45,7 @@ class SuiteFile(pytest.File):
         try:
             suite = load_suite(self.path, self.registry)
         except AigveError as exc:
-            raise self.CollectError(str(exc)) from None
+            raise self.CollectError(printable(str(exc))) from None
         unmatched = self._baseline_unmatched(suite)
         return [CheckItem.from_parent(self, name=check.id, suite=suite, check=check, baseline_unmatched=unmatched)
                 for check in suite.checks]
@@ -93,7 +94,7 @@ class CheckItem(pytest.Item):
             self.result = evaluate_check(self.suite, self.check, self.context)
         except AigveError as exc:
             self.record.message = str(exc)
-            pytest.fail(f"{self.check.id}: cannot compute {self.check.metric}: {exc}", pytrace=False)
+            pytest.fail(printable(f"{self.check.id}: cannot compute {self.check.metric}: {exc}"), pytrace=False)
         self._record_result(self.result)
         self._check_fingerprint()
 
@@ -227,8 +228,8 @@ class CheckItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
         if isinstance(excinfo.value, ThresholdFailure):
             sets = ", ".join(f"'{name}' ({self.record.set_sizes[name]} videos)" for name in self.check.sets)
-            return (f"{self.suite.path.name}:{self.check.line}: {excinfo.value}\n"
-                    f"  sets: {sets}\n  protocol: {self.check.protocol.describe()}")
+            return printable(f"{self.suite.path.name}:{self.check.line}: {excinfo.value}\n"
+                             f"  sets: {sets}\n  protocol: {self.check.protocol.describe()}")
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Any, int, str]:

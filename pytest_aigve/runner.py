@@ -197,6 +197,10 @@ def evaluate_check(suite: Suite, check: CheckSpec, ctx: EvalContext) -> CheckRes
                           "weights of this check; it is never reported as a score (check the inputs and weights, "
                           "and report it if they are sound)")
     _clip_round_off(metric, result)
+    differences = metric.protocol_differences(check.protocol.to_dict())
+    if differences:
+        result.details["not_reference_protocol"] = (f"not comparable with published {metric.reference_name} "
+                                                    f"numbers: {'; '.join(differences)}")
     thumbnails = {name: thumbnails_for(suite.sets[name], check.protocol, ctx) for name in check.sets}
     started = time.perf_counter()
     interval = _interval(metric, result, check)

@@ -357,3 +357,10 @@ def test_sigterm_handler_is_restored_after_the_run() -> None:
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     finally:
         signal.signal(signal.SIGTERM, outer)
+
+
+def test_ansi_escapes_in_file_names_do_not_reach_the_terminal(project: Path, pytester: pytest.Pytester) -> None:
+    (project / "videos" / "gen" / "clip_\x1b[2Jwiped.mp4").write_bytes(b"")
+    result = pytester.runpytest("--aigve-report-dir", "out")
+    output = result.stdout.str()
+    assert "\x1b[2J" not in output and "clip_\\x1b[2Jwiped.mp4" in output

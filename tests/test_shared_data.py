@@ -74,3 +74,25 @@ checks:
     assert psnr["videos_skipped"] == [{"video": "orphan_generated.mp4",
                                        "reason": "no real video named 'orphan.*' to pair with"}]
     assert 25 < psnr["value"] < 45
+
+
+def test_vbench_flicker_suite_reads_every_native_frame(shared_data: Path, pytester: pytest.Pytester) -> None:
+    """example_suites/vbench_flicker.yaml gives VBench's number: every decoded frame, native size; the default
+    protocol (lavie.yaml: 16 frames at 8 fps) is marked as not comparable."""
+    import av
+    import numpy as np
+
+    result = pytester.runpytest("--aigve-suite", str(EXAMPLES / "vbench_flicker.yaml"), "--aigve-suite",
+                                str(EXAMPLES / "lavie.yaml"), "--aigve-report-dir", "out")
+    result.assert_outcomes(passed=3)
+    results = json.loads((pytester.path / "out" / "aigve-results.json").read_text())["records"]
+    faithful = next(r for r in results if r["suite"] == "vbench-flicker")
+    per_video = []
+    for label in faithful["videos_used"]["lavie"]:
+        with av.open(str(shared_data / "aigve_toy_lavie" / "evaluate" / label)) as container:
+            frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)]).astype(np.float64)
+        per_video.append((255.0 - np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3)).mean()) / 255.0)
+    assert faithful["value"] == pytest.approx(float(np.mean(per_video)), rel=1e-9)
+    assert "not_reference_protocol" not in faithful["details"]
+    default = next(r for r in results if r["suite"] == "lavie-toy" and r["metric"] == "flicker")
+    assert "not comparable with published VBench temporal_flickering" in default["details"]["not_reference_protocol"]

@@ -72,6 +72,10 @@ class Metric(ABC):
     precision: ClassVar[str] = "fp64"
     bootstrap_resamples: ClassVar[int] = 1000  # default; the suite's `bootstrap.resamples` overrides it
     value_range: ClassVar[tuple[float | None, float | None]] = (None, None)  # intervals are clipped to it
+    # the protocol fields the published reference fixes (e.g. VBench reads every native frame), and its name;
+    # a check that differs is recorded as not comparable with published numbers
+    reference_protocol: ClassVar[Mapping[str, Any]] = {}
+    reference_name: ClassVar[str] = ""
 
     def __init__(self, params: Mapping[str, Any], device: torch.device) -> None:
         self.options = dict(params)
@@ -98,6 +102,12 @@ class Metric(ABC):
         if clip.shape[0] < self.min_frames:
             raise MetricError(f"{video.path}: {self.name} needs at least {self.min_frames} frames per clip, "
                               f"the protocol gave {clip.shape[0]}; raise 'frames' in the protocol")
+
+    @classmethod
+    def protocol_differences(cls, protocol: Mapping[str, Any]) -> list[str]:
+        """'fps: 8.0 (reference: None)' for each field where a check's protocol is not the reference's."""
+        return [f"{key}: {protocol.get(key)!r} (reference: {value!r})" for key, value in cls.reference_protocol.items()
+                if protocol.get(key) != value]
 
     @classmethod
     def protocol_overrides(cls, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,8 @@ content the score also falls with motion.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 
@@ -21,6 +22,9 @@ class TemporalFlicker(PerVideoMetric):
     higher_is_better: ClassVar[bool] = True
     min_frames: ClassVar[int] = 2
     value_range: ClassVar[tuple[float | None, float | None]] = (0.0, 1.0)
+    reference_protocol: ClassVar[Mapping[str, Any]] = {"frames": None, "fps": None, "stride": 1, "resize": None,
+                                                       "start": 0.0}
+    reference_name: ClassVar[str] = "VBench temporal_flickering"
 
     def score_clip(self, clip: torch.Tensor) -> float:
         mean_abs_diff = (clip[1:] - clip[:-1]).abs().mean(dim=(1, 2, 3)).mean()
