@@ -15,7 +15,7 @@ import pytest
 
 from .baseline import fingerprint, fingerprint_diff, score_key
 from .errors import AigveError
-from .gate import BaselineScore, GateResult, evaluate_gate
+from .gate import BaselineScore, GateResult, Tolerance, evaluate_gate, paired_delta, per_video_failures
 from .metrics.registry import MetricRegistry
 from .records import RECORD_ATTRIBUTE, ItemRecord
 from .runner import CheckResult, EvalContext, evaluate_check
@@ -169,7 +169,16 @@ class CheckItem(pytest.Item):
         name, entry = found
         interval = entry.get("interval")
         return BaselineScore(name, float(entry["value"]),
-                             None if not interval else (float(interval["low"]), float(interval["high"])))
+                             None if not interval else (float(interval["low"]), float(interval["high"])),
+                             {str(k): float(v) for k, v in entry.get("per_video", {}).items()})
+
+    def _max_drop(self) -> Tolerance | None:
+        setting = self.check.policy.max_drop
+        if setting is False:
+            return None
+        if isinstance(setting, Tolerance):
+            return setting
+        return self.runtime.registry.get(self.check.metric).default_max_drop
 
     def runtest(self) -> None:
         assert self.result is not None
@@ -177,11 +186,21 @@ class CheckItem(pytest.Item):
         interval = None if record.interval is None else (float(record.interval["low"]),
                                                          float(record.interval["high"]))
         policy = self.check.policy
+        if policy.tolerance is None:
+            policy = replace(policy, tolerance=self.runtime.registry.get(self.check.metric).default_tolerance)
         if self.runtime.options.update_baseline:  # accepting this run: report regressions, do not fail them
             policy = replace(policy, warn=True)
         used = len(record.videos_used.get(self.check.sets[-1], []))
+        baseline = self._baseline_score()
+        scores = record.per_video
+        before = {} if baseline is None else baseline.per_video
+        record.per_video_baseline = {key: before[key] for key in scores if key in before}
+        resamples = policy.bootstrap.resamples or self.result.metric.bootstrap_resamples
+        paired = None if baseline is None else paired_delta(scores, before, policy.bootstrap, resamples)
+        failures = per_video_failures(scores, before, self.higher_is_better, policy.per_video,
+                                      self._max_drop() if baseline is not None else None)
         gate = evaluate_gate(self.check.metric, self.result.result.value, interval, self.higher_is_better,
-                             self.check.threshold, policy, self._baseline_score(), used)
+                             self.check.threshold, policy, baseline, used, paired, failures)
         if record.baseline_status == "new":
             self._gate_new_check(gate, policy.warn)
         record.gate = gate.to_dict()

@@ -29,6 +29,7 @@ class ItemRecord:
     videos_used: dict[str, list[str]] = field(default_factory=dict)
     videos_skipped: list[dict[str, str]] = field(default_factory=list)
     per_video: dict[str, float] = field(default_factory=dict)
+    per_video_baseline: dict[str, float] = field(default_factory=dict)  # the baseline's scores of the same videos
     details: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)

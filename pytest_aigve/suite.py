@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ParamError, SuiteError
-from .gate import GATE_MODES, BootstrapSpec, GatePolicy, Threshold, Tolerance
+from .gate import GATE_MODES, BootstrapSpec, GatePolicy, PerVideoBounds, Threshold, Tolerance
 from .metrics.registry import MetricRegistry
 from .protocol import ClipProtocol, protocol_from_mapping
 from .videos import sources
@@ -22,8 +22,8 @@ TOP_LEVEL_KEYS = ("suite", "description", "protocol", "on_bad_video", "on_missin
                   "video_sets", "checks")
 MISSING_BASELINE_POLICIES = ("warn", "error")
 MAX_RESAMPLES = 10_000  # a Fréchet resample costs a full recomputation: 10 000 is already an hour on a CPU
-GATE_KEYS = ("tolerance", "gate", "bootstrap", "warn")
-DEFAULTS_KEYS = (*GATE_KEYS, "small_set")
+GATE_KEYS = ("tolerance", "gate", "bootstrap", "warn", "per_video", "max_drop")
+DEFAULTS_KEYS = (*GATE_KEYS, "small_set", "metrics")
 CHECK_KEYS = ("name", "metric", "set", "reference", "candidate", "params", "min", "max", "protocol",
               "on_bad_video", "description", *GATE_KEYS)
 BAD_VIDEO_POLICIES = ("error", "skip")
@@ -114,8 +114,11 @@ def load_suite(path: Path, registry: MetricRegistry) -> Suite:
         defaults = _mapping(path, root["defaults"], root.line_of("defaults"), "'defaults'")
         _unknown_key(path, defaults, DEFAULTS_KEYS, "defaults")
         policy = _policy(path, defaults, policy, "defaults")
+        metric_policies = _metric_policies(path, defaults, policy, registry)
+    else:
+        metric_policies = {}
     video_sets = _load_sets(path, _mapping(path, root["video_sets"], root.line_of("video_sets"), "'video_sets'"))
-    checks = _load_checks(path, root, video_sets, protocol, on_bad_video, registry, policy)
+    checks = _load_checks(path, root, video_sets, protocol, on_bad_video, registry, policy, metric_policies)
     name = str(root.get("suite", path.name))
     return Suite(path, name, str(root.get("description", "")), protocol, video_sets, checks, on_missing_baseline)
 
@@ -177,8 +180,27 @@ def _number(path: Path, check: MarkedDict, key: str) -> float | None:
     return float(value)
 
 
+def _metric_policies(path: Path, defaults: MarkedDict, base: GatePolicy,
+                     registry: MetricRegistry) -> dict[str, GatePolicy]:
+    """`defaults: {metrics: {ssim: {tolerance: {abs: 0.01}}}}`: gate settings per metric over the suite's."""
+    if "metrics" not in defaults:
+        return {}
+    section = _mapping(path, defaults["metrics"], defaults.line_of("metrics"), "defaults: 'metrics'")
+    policies = {}
+    for name, settings in section.items():
+        if name not in registry:
+            close = difflib.get_close_matches(name, registry.names(), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(registry.names())}"
+            raise SuiteError(path, section.line_of(name), f"defaults: metrics: unknown metric '{name}'{hint}")
+        settings = _mapping(path, settings, section.line_of(name), f"defaults: metrics: '{name}'")
+        _unknown_key(path, settings, GATE_KEYS, f"defaults: metrics: {name}")
+        policies[name] = _policy(path, settings, base, f"defaults for {name}")
+    return policies
+
+
 def _load_checks(path: Path, root: MarkedDict, sets: Mapping[str, VideoSet], protocol: ClipProtocol,
-                 on_bad_video: str, registry: MetricRegistry, policy: GatePolicy) -> tuple[CheckSpec, ...]:
+                 on_bad_video: str, registry: MetricRegistry, policy: GatePolicy,
+                 metric_policies: Mapping[str, GatePolicy]) -> tuple[CheckSpec, ...]:
     section = root["checks"]
     if not isinstance(section, list) or not section:
         raise SuiteError(path, root.line_of("checks"), "'checks' must be a non-empty list of checks")
@@ -186,7 +208,8 @@ def _load_checks(path: Path, root: MarkedDict, sets: Mapping[str, VideoSet], pro
     first_line: dict[str, int] = {}
     for index, raw in enumerate(section):
         check = _mapping(path, raw, section.line_of(index), f"check #{index + 1}")  # type: ignore[attr-defined]
-        spec = _load_check(path, check, sets, protocol, on_bad_video, registry, policy)
+        metric_policy = metric_policies.get(str(check.get("metric")), policy)
+        spec = _load_check(path, check, sets, protocol, on_bad_video, registry, metric_policy)
         if spec.id in first_line:
             raise SuiteError(path, check.line, f"duplicate check '{spec.id}' (first on line "
                                                f"{first_line[spec.id]}); give one of them a distinct 'name'")
@@ -300,6 +323,22 @@ def _policy(path: Path, mapping: MarkedDict, base: GatePolicy, where: str) -> Ga
         if not isinstance(mapping["warn"], bool):
             raise SuiteError(path, mapping.line_of("warn"), f"{where}: 'warn' must be true or false")
         values["warn"] = mapping["warn"]
+    if "per_video" in mapping:
+        bounds = _mapping(path, mapping["per_video"], mapping.line_of("per_video"), f"{where}: 'per_video'")
+        _unknown_key(path, bounds, ("min", "max"), f"{where}: per_video")
+        low, high = _number(path, bounds, "min"), _number(path, bounds, "max")
+        if low is not None and high is not None and low > high:
+            raise SuiteError(path, bounds.line_of("min"), f"{where}: per_video min {low:g} is above max {high:g}")
+        values["per_video"] = PerVideoBounds(low, high)
+    if "max_drop" in mapping:
+        drop = mapping["max_drop"]
+        if drop is False:
+            values["max_drop"] = False  # off, also where the metric has a default
+        else:
+            drop = _mapping(path, drop, mapping.line_of("max_drop"), f"{where}: 'max_drop' ({{abs, pct}} or false)")
+            _unknown_key(path, drop, ("abs", "pct"), f"{where}: max_drop")
+            values["max_drop"] = Tolerance(_nonnegative(path, drop, "abs", where), _nonnegative(path, drop, "pct",
+                                                                                                  where))
     if "small_set" in mapping:
         small = mapping["small_set"]
         if isinstance(small, bool) or not isinstance(small, int) or not 0 <= small <= 10**9:

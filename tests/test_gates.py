@@ -302,7 +302,7 @@ def test_bad_gate_settings_are_suite_errors(pytester: pytest.Pytester) -> None:
     write_sets(pytester.path, noise=3.0)
     pytester.makefile(".yaml", aigve_gates=SUITE.replace("gate: point", "gate: strict"))
     result = pytester.runpytest()
-    assert "aigve_gates.yaml:5: defaults: 'gate' must be one of auto, point, interval, got 'strict'" in \
+    assert "aigve_gates.yaml:5: defaults: 'gate' must be one of auto, point, interval, paired, got 'strict'" in \
         result.stdout.str()
     pytester.makefile(".yaml", aigve_gates=SUITE.replace("{abs: 0.3}", "{ab: 0.3}"))
     assert "did you mean 'abs'" in pytester.runpytest().stdout.str()

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import MetricError, ParamError
+from ..gate import Tolerance
 from ..stats import MeanAccumulator
 from ..videos.sources import Video
 
@@ -74,6 +75,11 @@ class Metric(ABC):
     value_range: ClassVar[tuple[float | None, float | None]] = (None, None)  # intervals are clipped to it
     # the protocol fields the published reference fixes (e.g. VBench reads every native frame), and its name;
     # a check that differs is recorded as not comparable with published numbers
+    # the per-video gate against a baseline unless a suite says otherwise: a video whose own score worsens by
+    # more than this fails the check (one collapsed video in a small set is otherwise lost in the mean)
+    default_max_drop: ClassVar[Tolerance | None] = None
+    # the set-level tolerance against a baseline unless a suite sets one (0 where None)
+    default_tolerance: ClassVar[Tolerance | None] = None
     reference_protocol: ClassVar[Mapping[str, Any]] = {}
     reference_name: ClassVar[str] = ""
 

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from ..gate import Tolerance
 from .base import PerVideoMetric
 
 
@@ -22,6 +23,8 @@ class TemporalFlicker(PerVideoMetric):
     higher_is_better: ClassVar[bool] = True
     min_frames: ClassVar[int] = 2
     value_range: ClassVar[tuple[float | None, float | None]] = (0.0, 1.0)
+    default_tolerance: ClassVar[Tolerance | None] = Tolerance(abs=0.002)
+    default_max_drop: ClassVar[Tolerance | None] = Tolerance(abs=0.02)
     reference_protocol: ClassVar[Mapping[str, Any]] = {"frames": None, "fps": None, "stride": 1, "resize": None,
                                                        "start": 0.0}
     reference_name: ClassVar[str] = "VBench temporal_flickering"

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from ..gate import Tolerance
 from .base import PairedMetric, ParamSpec
 
 
@@ -25,6 +26,8 @@ class PSNR(PairedMetric):
     description: ClassVar[str] = "peak signal-to-noise ratio in dB, frame by frame, averaged"
     higher_is_better: ClassVar[bool] = True
     value_range: ClassVar[tuple[float | None, float | None]] = (0.0, None)
+    default_tolerance: ClassVar[Tolerance | None] = Tolerance(abs=0.25)
+    default_max_drop: ClassVar[Tolerance | None] = Tolerance(abs=3.0)
     params: ClassVar[dict[str, ParamSpec]] = {
         "max_db": ParamSpec(100.0, _positive_float, "cap for identical frames, in dB"),
     }

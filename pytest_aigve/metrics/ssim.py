@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import MetricError
+from ..gate import Tolerance
 from .base import PairedMetric, ParamSpec
 
 _TRUNCATE = 3.5
@@ -40,6 +41,8 @@ class SSIM(PairedMetric):
     description: ClassVar[str] = "structural similarity, Gaussian window, per RGB channel, frame by frame"
     higher_is_better: ClassVar[bool] = True
     value_range: ClassVar[tuple[float | None, float | None]] = (-1.0, 1.0)
+    default_tolerance: ClassVar[Tolerance | None] = Tolerance(abs=0.005)
+    default_max_drop: ClassVar[Tolerance | None] = Tolerance(abs=0.1)
     params: ClassVar[dict[str, ParamSpec]] = {
         "sigma": ParamSpec(1.5, _sigma, "Gaussian window sigma in pixels"),
     }
