@@ -240,6 +240,9 @@ def evaluate_gate(metric: str, value: float, interval: tuple[float, float] | Non
         listing = "; ".join(f"{f.video} = {format_value(f.value)} ({f.reason})" for f in failures[:5])
         more = f"; and {len(failures) - 5} more" if len(failures) > 5 else ""
         problems.append(f"{len(failures)} video(s) failed the per-video gate: {listing}{more}")
+        if baseline is not None and result.status != "regressed":
+            result.advice = (f"look at these videos in the HTML report; if the change is intended, accept it: "
+                             f"--aigve-baseline {baseline.name} --aigve-update-baseline")
     direction = "higher is better" if higher_is_better else "lower is better"
     if problems:
         result.verdict = "warn" if policy.warn else "fail"
@@ -283,3 +286,14 @@ def _compare(result: GateResult, metric: str, value: float, interval: tuple[floa
         result.status = "within noise"  # the point value is past the bound, the judged range is not
     else:
         result.status = "within tolerance"
+
+
+def worst_first(scores: dict[str, float], baseline: dict[str, float], higher_is_better: bool) -> list[str]:
+    """Video keys ordered worst first: by the change against their own baseline score where there is one
+    (videos without one after), else by score."""
+    sign = 1.0 if higher_is_better else -1.0
+    if baseline:
+        changed = sorted((key for key in scores if key in baseline), key=lambda k: sign * (scores[k] - baseline[k]))
+        rest = sorted((key for key in scores if key not in baseline), key=lambda k: sign * scores[k])
+        return changed + rest
+    return sorted(scores, key=lambda key: sign * scores[key])

@@ -15,10 +15,18 @@ import pytest
 
 from .baseline import fingerprint, fingerprint_diff, score_key
 from .errors import AigveError
-from .gate import BaselineScore, GateResult, Tolerance, evaluate_gate, paired_delta, per_video_failures
+from .gate import (
+    BaselineScore,
+    GateResult,
+    Tolerance,
+    evaluate_gate,
+    paired_delta,
+    per_video_failures,
+    worst_first,
+)
 from .metrics.registry import MetricRegistry
 from .records import RECORD_ATTRIBUTE, ItemRecord
-from .runner import CheckResult, EvalContext, evaluate_check
+from .runner import WORST_VIDEOS, CheckResult, EvalContext, evaluate_check, worst_video_strips
 from .runtime import AigveRuntime
 from .safetext import printable
 from .suite import CheckSpec, Suite, load_suite
@@ -135,6 +143,11 @@ class CheckItem(pytest.Item):
             record.precision = record.backbone["precision"]
         record.warnings = list(result.warnings)
         record.videos_used = outcome.videos_used
+        videos = [cand for _, cand in self.check.pairs] + [ref for ref, _ in self.check.pairs] if self.check.pairs \
+            else [video for name in self.check.sets for video in self.suite.sets[name].videos]
+        for video in videos:
+            if video.prompt and video.label in result.per_video:
+                record.prompts.setdefault(video.label, video.prompt)
         record.videos_skipped = [{"video": s.label, "reason": s.reason} for s in outcome.skipped]
         record.resolution = outcome.resolution
         record.timings["compute_s"] = round(outcome.seconds, 4)
@@ -204,6 +217,8 @@ class CheckItem(pytest.Item):
         if record.baseline_status == "new":
             self._gate_new_check(gate, policy.warn)
         record.gate = gate.to_dict()
+        worst = worst_first(scores, record.per_video_baseline, self.higher_is_better)[:WORST_VIDEOS]
+        record.worst_videos = worst_video_strips(self.suite, self.check, self.context, worst)
         record.message = gate.message
         self._gate_properties(gate)
         if gate.verdict == "fail":

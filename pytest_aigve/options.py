@@ -58,6 +58,9 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--aigve-markdown", default=None, metavar="PATH",
                     help=f"Markdown summary for CI job summaries and PR comments (default: <report dir>/{MD_NAME}); "
                          "'none' disables it")
+    group.addoption("--aigve-report-url", default=None, metavar="URL",
+                    help="where reviewers find the HTML report (e.g. the CI run's artifact page); linked from the "
+                         "Markdown summary")
     parser.addini("aigve_suite_patterns", type="args", default=DEFAULT_SUITE_PATTERNS,
                   help="file name patterns collected as suites in normal collection")
 
@@ -78,6 +81,7 @@ class AigveOptions:
     weights_dir: Path | None
     allow_unverified_weights: bool
     feature_cache_dir: Path | None  # None: no on-disk feature cache
+    report_url: str | None = None
 
     def is_suite(self, path: Path) -> bool:
         return path.resolve() in self.suites or any(fnmatch.fnmatch(path.name, p) for p in self.patterns)
@@ -133,7 +137,16 @@ def options_from_config(config: pytest.Config) -> AigveOptions:
         or os.environ.get("AIGVE_ALLOW_UNVERIFIED_WEIGHTS", "") not in ("", "0"),
         feature_cache_dir=None if config.getoption("aigve_no_cache") else (
             _optional_dir(config.getoption("aigve_cache_dir"), invocation_dir) or default_cache_dir()),
+        report_url=_report_url(config.getoption("aigve_report_url")),
     )
+
+
+def _report_url(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not re.match(r"^https?://[^\s()<>]+$", value):
+        raise pytest.UsageError(f"--aigve-report-url {value!r}: give an http(s) URL without spaces or parentheses")
+    return value
 
 
 def _optional_dir(value: str | None, invocation_dir: Path) -> Path | None:

@@ -30,6 +30,8 @@ class ItemRecord:
     videos_skipped: list[dict[str, str]] = field(default_factory=list)
     per_video: dict[str, float] = field(default_factory=dict)
     per_video_baseline: dict[str, float] = field(default_factory=dict)  # the baseline's scores of the same videos
+    prompts: dict[str, str] = field(default_factory=dict)  # per video label, where the set has prompts
+    worst_videos: list[dict[str, str]] = field(default_factory=list)  # strips of the worst videos (HTML only)
     details: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)

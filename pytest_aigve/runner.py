@@ -32,6 +32,8 @@ from .videos.sources import SkippedVideo, Video, VideoSet
 
 THUMBNAIL_HEIGHT = 64
 THUMBNAIL_VIDEOS = 6
+WORST_STRIP_HEIGHT = 192
+WORST_VIDEOS = 3
 
 
 @dataclass
@@ -253,12 +255,13 @@ def _jpeg(image: np.ndarray) -> bytes:
     return b"".join(bytes(packet) for packet in [*codec.encode(frame), *codec.encode(None)])
 
 
-def _strip(frames: np.ndarray) -> str:
+def _strip(frames: np.ndarray, strip_height: int = THUMBNAIL_HEIGHT) -> str:
     """First, middle and last frame side by side, JPEG, as a data: URI."""
     picks = frames[[0, len(frames) // 2, len(frames) - 1]]
     tensor = torch.from_numpy(np.ascontiguousarray(picks)).permute(0, 3, 1, 2).float()
     height, width = tensor.shape[-2:]
-    size = (THUMBNAIL_HEIGHT, 2 * max(1, round(width * THUMBNAIL_HEIGHT / height / 2)))
+    strip_height = min(strip_height, 2 * (int(height) // 2))  # never enlarge: the reviewer looks for artefacts
+    size = (strip_height, 2 * max(1, round(width * strip_height / height / 2)))
     small = F.interpolate(tensor, size=size, mode="bilinear", antialias=True, align_corners=False)
     strip = torch.cat(list(small), dim=2).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
     return "data:image/jpeg;base64," + base64.b64encode(_jpeg(strip.numpy())).decode()
@@ -280,3 +283,32 @@ def thumbnails_for(video_set: VideoSet, protocol: ClipProtocol, ctx: EvalContext
             ctx._thumbnails[key] = strips
         return strips
     return ctx._thumbnails[key]
+
+
+def worst_video_strips(suite: Suite, check: CheckSpec, ctx: EvalContext, labels: list[str]) -> list[dict[str, str]]:
+    """Larger strips of the given videos (the worst of a check), reference and candidate side by side for a
+    paired check: what a reviewer needs to see the artefact. Clips come from this process's cache; the few
+    that were evicted are decoded again (a handful of videos, never a whole set)."""
+    if not ctx.make_thumbnails or not labels:
+        return []
+    by_label: dict[str, tuple[Video | None, Video]]
+    if check.pairs:
+        by_label = {cand.label: (ref, cand) for ref, cand in check.pairs}
+    else:
+        by_label = {video.label: (None, video) for video in suite.sets[check.sets[0]].videos}
+    strips = []
+    for label in labels:
+        if label not in by_label:
+            continue
+        entry = {"video": label}
+        for role, video in zip(("reference", "candidate"), by_label[label], strict=True):
+            if video is None:
+                continue
+            try:
+                clip = ctx.clips.peek(video, check.protocol) or ctx.clips.get(video, check.protocol)
+            except VideoError:
+                continue
+            entry[role] = _strip(clip.frames, WORST_STRIP_HEIGHT)
+            entry[f"{role}_label"] = video.label
+        strips.append(entry)
+    return strips

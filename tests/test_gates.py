@@ -251,8 +251,8 @@ def test_warn_checks_pass_with_a_warning_in_every_report(pytester: pytest.Pytest
     assert "WARN aigve_gates.yaml::psnr[ref-vs-gen]: psnr = " in result.stdout.str()
     assert "AigveGateWarning" in result.stdout.str()  # pytest's warnings summary
     markdown = (pytester.path / "out" / "aigve-summary.md").read_text()
-    assert markdown.startswith("## AIGVE evaluation: 0 passed, 1 warned, 0 failed, 0 errors")
-    assert "| gates::psnr\\[ref-vs-gen\\] |" in markdown and "| warn |" in markdown  # brackets escaped: no links
+    assert markdown.startswith("## ✅ AIGVE evaluation: 0 passed, 1 warned, 0 failed, 0 errors")
+    assert "| ⚠️ | gates::psnr\\[ref-vs-gen\\] |" in markdown and "| warn |" in markdown  # brackets escaped: no links
     html = (pytester.path / "out" / "aigve-report.html").read_text()
     assert "1 warned" in html and 'class="verdict warned">warned' in html
 
@@ -270,8 +270,8 @@ def test_summary_tables_in_terminal_markdown_and_html(pytester: pytest.Pytester)
     assert header.split() == ["Check", "Value", "Interval", "Baseline", "Δ", "Δ%", "Tolerance", "Verdict"]
     lines = (pytester.path / "out" / "aigve-summary.md").read_text().splitlines()
     table = [line for line in lines if line.startswith("|")]
-    assert table[0] == "| Check | Value | Interval | Baseline | Δ | Δ% | Tolerance | Verdict |"
-    cells = [c.strip() for c in table[2].strip("|").split("|")]
+    assert table[0] == "| | Check | Value | Interval | Baseline | Δ | Δ% | Tolerance | Verdict |"
+    cells = [c.strip() for c in table[2].strip("|").split("|")][1:]  # after the status icon
     assert cells[0] == "gates::psnr\\[ref-vs-gen\\]" and float(cells[1]) == pytest.approx(record["value"], rel=1e-4)
     assert cells[3].endswith("(main)") and float(cells[4]) == pytest.approx(record["gate"]["delta"], rel=1e-3)
     assert cells[5] == f"{record['gate']['delta_pct']:+.2f}%" and cells[6] == "0.3" and cells[7] == "FAIL (regressed)"

@@ -132,3 +132,35 @@ def test_per_video_bounds_and_per_metric_defaults(pytester: pytest.Pytester) -> 
     result.assert_outcomes(failed=1)
     assert [f["video"] for f in record["gate"]["videos_failed"]] == ["clip_2.mp4"]
     assert "below the per-video min 0.5" in record["message"]
+
+
+def test_reports_show_the_worst_videos_first(pytester: pytest.Pytester) -> None:
+    from .test_plugin import read_html
+
+    write_candidates(pytester.path, seed=0)
+    suite = SUITE.replace("  ref: {folder: ref}\n", "  ref: {folder: ref}\n  prompts_gen:\n    files:\n"
+                          + "".join(f"      - {{path: gen/clip_{i}.mp4, prompt: 'scene {i} <b>'}}\n" for i in range(6)))
+    suite = suite.replace("    candidate: gen\n", "    candidate: prompts_gen\n")
+    pytester.makefile(".yaml", aigve_smoke=suite)
+    run(pytester, "--aigve-save-baseline", "main")
+    write_candidates(pytester.path, seed=1, collapsed=4)
+    result, record = run(pytester, "--aigve-baseline", "main", "--aigve-report-url", "https://ci.example/run/7")
+    result.assert_outcomes(failed=1)
+    assert "what now: smoke::ssim[ref-vs-prompts_gen]: look at these videos in the HTML report; if the change is " \
+        "intended, accept it: --aigve-baseline main --aigve-update-baseline" in result.stdout.str()
+    html_text = (pytester.path / "out" / "aigve-report.html").read_text()
+    html = read_html(pytester.path / "out" / "aigve-report.html")
+    header = ["Video", "Score", "Baseline", "Δ", "Gate", "Prompt", "Notes"]
+    rows = html.rows[html.rows.index(header) + 1:][:6]
+    assert rows[0][0] == "gen/clip_4.mp4" and rows[0][4].startswith("dropped") and rows[0][5] == "scene 4 <b>"
+    assert all(row[4] == "ok" for row in rows[1:])
+    assert '<tr class="bad"><td>gen/clip_4.mp4</td>' in html_text and "scene 4 &lt;b&gt;" in html_text
+    worst = html_text[html_text.index('class="pairs worst"'):]
+    assert worst.index("reference · clip_4.mp4") < worst.index("candidate · gen/clip_4.mp4")
+    assert record["worst_videos"][0] == {"video": "gen/clip_4.mp4", "reference_label": "clip_4.mp4",
+                                         "candidate_label": "gen/clip_4.mp4"}  # JSON: names, no images
+    markdown = (pytester.path / "out" / "aigve-summary.md").read_text()
+    assert markdown.startswith("## ❌ AIGVE evaluation: 0 passed, 0 warned, 1 failed")
+    assert "[HTML report](https://ci.example/run/7)" in markdown
+    failures = markdown[markdown.index("### Failures"):]
+    assert "  - gen/clip\\_4.mp4 = " in failures and failures.index("### Failures") < markdown.index("| |")

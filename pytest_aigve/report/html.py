@@ -57,12 +57,27 @@ def _set_strips(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
+def per_video_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-video rows, worst first (by the change against the baseline where there is one), failing ones marked."""
+    from ..gate import worst_first
+
+    scores, before = record.get("per_video", {}), record.get("per_video_baseline", {})
+    failed = {f["video"]: f["reason"] for f in (record.get("gate") or {}).get("videos_failed", [])}
+    notes = record.get("video_notes", {})
+    return [{"video": key, "score": scores[key], "baseline": before.get(key),
+             "delta": None if key not in before else scores[key] - before[key],
+             "prompt": record.get("prompts", {}).get(key, ""), "failed": failed.get(key, ""),
+             "notes": "; ".join(notes.get(key, []))}
+            for key in worst_first(scores, before, record["higher_is_better"])]
+
+
 def render_html(results: dict[str, Any]) -> str:
     from .summary import chart_svg, headline, notices, row
 
     template = _ENV.get_template("report.html.j2")
     records = results["records"]
-    table = [{"record": r, "row": row(r), "chart": markupsafe.Markup(chart_svg(r))} for r in records]
+    table = [{"record": r, "row": row(r), "chart": markupsafe.Markup(chart_svg(r)), "videos": per_video_rows(r)}
+             for r in records]
     return template.render(results=results, records=records, table=table, summary=results["summary"],
                            set_strips=_set_strips(records), env=results["environment"],
                            baseline=results.get("baseline"), notices=notices(results), headline=headline(results))

@@ -169,6 +169,7 @@ class ResultsCollector:
             "interrupted": interrupted,
             # a run that did not compute every collected check never reads as a clean run
             "complete": not interrupted and not not_run,
+            "report_url": self.options.report_url,
             "summary": self.summary(),
             "not_run": not_run,
             "environment": describe_environment(", ".join(devices) or None),
@@ -215,8 +216,11 @@ class ResultsCollector:
         results = self.results(exitstatus)
         self.config.hook.pytest_aigve_results(records=results["records"], config=self.config)
         if self.json_path is not None:
-            without_images = {**results, "records": [{k: v for k, v in r.items() if k != "thumbnails"}
-                                                     for r in results["records"]]}
+            without_images = {**results, "records": [
+                {**{k: v for k, v in r.items() if k != "thumbnails"},
+                 "worst_videos": [{k: v for k, v in w.items() if k not in ("reference", "candidate")}
+                                  for w in r.get("worst_videos", [])]}
+                for r in results["records"]]}
             text = json.dumps(json_safe(without_images), indent=2, allow_nan=False) + "\n"
             self._attempt("JSON results", self.json_path, lambda: write_atomic(self.json_path, text))  # type: ignore[arg-type]
         if self.options.markdown_path is not None:
@@ -273,6 +277,10 @@ class ResultsCollector:
             results = {"summary": self.summary(), "not_run": self.not_run(), "records": records,
                        "baseline": None if self.baseline is None else {"name": self.baseline.name,
                                                                         **self.baseline_matching()}}
+            for record in records:
+                advice = (record.get("gate") or {}).get("advice")
+                if advice:
+                    terminalreporter.write_line(one_line(f"what now: {record['suite']}::{record['check']}: {advice}"))
             for kind, text in notices(results):
                 terminalreporter.write_line(one_line(f"{kind}: {text}"), yellow=True, red=kind == "incomplete")
         for failure in self.write_failures:

@@ -109,27 +109,57 @@ def notices(results: dict[str, Any]) -> list[tuple[str, str]]:
     return lines
 
 
+ICONS = {"failed": "❌", "error": "💥", "warned": "⚠️", "passed": "✅", "skipped": "⏭️"}
+ORDER = {"error": 0, "failed": 1, "warned": 2, "passed": 3, "skipped": 4}
+
+
+def _worst_lines(record: dict[str, Any], count: int = 3) -> list[str]:
+    """The videos behind a failing check: those failing a per-video gate, else the worst scores."""
+    from ..gate import worst_first
+
+    failed = (record.get("gate") or {}).get("videos_failed", [])
+    if failed:
+        return [f"  - {_md(f['video'])} = {f['value']:.5g} ({_md(f['reason'])})" for f in failed[:count]]
+    scores, before = record.get("per_video", {}), record.get("per_video_baseline", {})
+    lines = []
+    for key in worst_first(scores, before, record["higher_is_better"])[:count]:
+        was = f" (baseline {before[key]:.5g})" if key in before else ""
+        lines.append(f"  - {_md(key)} = {scores[key]:.5g}{was}")
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
-    lines = [f"## AIGVE evaluation: {headline(results)}", ""]
+    """The PR comment / job summary: failures first, with the videos behind them and what to do."""
+    icon = "❌" if results["summary"]["failed"] or results["summary"]["errors"] or not results.get(
+        "complete", True) else "✅"
+    lines = [f"## {icon} AIGVE evaluation: {headline(results)}", ""]
+    if results.get("report_url"):
+        lines += [f"Full report with per-video tables and frames: [HTML report]({results['report_url']})", ""]
     baseline = results.get("baseline")
     if baseline:
         lines += [f"Compared with baseline **{_md(baseline['name'])}** ({_md(baseline.get('created', ''))}, "
                   f"commit {_md(str(baseline.get('commit') or 'unknown'))}).", ""]
-    records = results["records"]
+    records = sorted(results["records"], key=lambda r: ORDER.get(r["outcome"], 5))  # stable: suite order kept
+    notes = [r for r in records if r["outcome"] in ("failed", "warned", "error") and r["message"]]
+    if notes:
+        lines += ["### Failures", ""]
+        for r in notes:
+            lines.append(f"- {ICONS.get(r['outcome'], '')} **{_md(r['suite'])}::{_md(r['check'])}** "
+                         f"({r['outcome']}): {_md(r['message'][:500])}")
+            lines += _worst_lines(r) if r.get("per_video") else []
+            advice = (r.get("gate") or {}).get("advice")
+            if advice:
+                lines.append(f"  - what now: {_md(advice)}")
+        lines.append("")
     if records:
-        lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-        lines += ["| " + " | ".join(_md(cell) for cell in r.cells()) + " |" for r in rows(records)]
+        lines += ["| | " + " | ".join(HEADER) + " |", "|---|" + "---|" * len(HEADER)]
+        lines += [f"| {ICONS.get(r['outcome'], '')} | " + " | ".join(_md(cell) for cell in row(r).cells()) + " |"
+                  for r in records]
         lines.append("")
     extra = notices(results)
     if extra:
         lines += ["### Notices", ""]
         lines += [f"- **{kind}**: {_md(text[:1000])}" for kind, text in extra]
-        lines.append("")
-    notes = [(r, r["message"]) for r in records if r["outcome"] in ("failed", "warned", "error") and r["message"]]
-    if notes:
-        lines += ["### Details", ""]
-        lines += [f"- **{_md(r['suite'])}::{_md(r['check'])}** ({r['outcome']}): {_md(message[:500])}"
-                  for r, message in notes]
         lines.append("")
     mismatches = [r for r in records if r.get("fingerprint_diff")]
     if mismatches:
@@ -139,7 +169,7 @@ def markdown(results: dict[str, Any]) -> str:
                   for r in mismatches]
         lines.append("")
     for error in results["collection_errors"]:
-        lines.append(f"- collection error in {_md(error['node'])}: {_md(error['message'][:500])}")
+        lines.append(f"- 💥 collection error in {_md(error['node'])}: {_md(error['message'][:500])}")
     return "\n".join(lines).rstrip() + "\n"
 
 
