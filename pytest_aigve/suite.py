@@ -7,8 +7,9 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import ParamError, SuiteError
 from .gate import GATE_MODES, BootstrapSpec, GatePolicy, PerVideoBounds, Threshold, Tolerance
@@ -90,37 +91,64 @@ def _protocol(path: Path, data: MarkedDict, base: ClipProtocol, what: str) -> Cl
         raise SuiteError(path, data.line_of(exc.key), f"{what}: {exc}{hint}") from None
 
 
-def load_suite(path: Path, registry: MetricRegistry) -> Suite:
+T = TypeVar("T")
+
+
+def _attempt(problems: list[SuiteError] | None, load: Callable[[], T], fallback: T) -> T:
+    """Load one part of a suite; when collecting problems (validate), a bad part is noted and skipped."""
+    if problems is None:
+        return load()
+    try:
+        return load()
+    except SuiteError as exc:
+        problems.append(exc)
+        return fallback
+
+
+def load_suite(path: Path, registry: MetricRegistry, problems: list[SuiteError] | None = None) -> Suite:
+    """Parse and validate a suite. With `problems`, every independent part (protocol, defaults, each set, each
+    check) is tried and its error collected instead of raised: what `python -m pytest_aigve validate` shows."""
     path = Path(path)
     data = load_marked_yaml(path)
     if data is None:
         raise SuiteError(path, None, "suite file is empty; see README.md for the suite format")
     root = _mapping(path, data, 1, "a suite file")
-    _unknown_key(path, root, TOP_LEVEL_KEYS, "suite")
+    _attempt(problems, lambda: _unknown_key(path, root, TOP_LEVEL_KEYS, "suite"), None)
     for required in ("video_sets", "checks"):
         if required not in root:
             raise SuiteError(path, root.line, f"suite has no '{required}' section; see README.md for the format")
     protocol = ClipProtocol()
     if "protocol" in root:
-        protocol = _protocol(path, _mapping(path, root["protocol"], root.line_of("protocol"), "'protocol'"),
-                             protocol, "protocol")
-    on_bad_video = _bad_video_policy(path, root, "error")
-    on_missing_baseline = root.get("on_missing_baseline", "warn")
-    if on_missing_baseline not in MISSING_BASELINE_POLICIES:
-        raise SuiteError(path, root.line_of("on_missing_baseline"),
-                         f"'on_missing_baseline' must be 'warn' or 'error', got {on_missing_baseline!r}")
-    policy = GatePolicy()
-    if "defaults" in root:
-        defaults = _mapping(path, root["defaults"], root.line_of("defaults"), "'defaults'")
-        _unknown_key(path, defaults, DEFAULTS_KEYS, "defaults")
-        policy = _policy(path, defaults, policy, "defaults")
-        metric_policies = _metric_policies(path, defaults, policy, registry)
-    else:
-        metric_policies = {}
-    video_sets = _load_sets(path, _mapping(path, root["video_sets"], root.line_of("video_sets"), "'video_sets'"))
-    checks = _load_checks(path, root, video_sets, protocol, on_bad_video, registry, policy, metric_policies)
+        protocol = _attempt(problems, lambda: _protocol(path, _mapping(path, root["protocol"], root.line_of(
+            "protocol"), "'protocol'"), ClipProtocol(), "protocol"), protocol)
+    on_bad_video = _attempt(problems, lambda: _bad_video_policy(path, root, "error"), "error")
+    on_missing_baseline = _attempt(problems, lambda: _missing_baseline_policy(path, root), "warn")
+    no_defaults: tuple[GatePolicy, dict[str, GatePolicy]] = (GatePolicy(), {})
+    policy, metric_policies = _attempt(problems, partial(_defaults, path, root, registry), no_defaults)
+    broken_sets: set[str] = set()
+    video_sets = _load_sets(path, _mapping(path, root["video_sets"], root.line_of("video_sets"), "'video_sets'"),
+                            problems, broken_sets)
+    checks = _load_checks(path, root, video_sets, protocol, on_bad_video, registry, policy, metric_policies,
+                          problems, broken_sets)
     name = str(root.get("suite", path.name))
     return Suite(path, name, str(root.get("description", "")), protocol, video_sets, checks, on_missing_baseline)
+
+
+def _missing_baseline_policy(path: Path, root: MarkedDict) -> str:
+    value = root.get("on_missing_baseline", "warn")
+    if value not in MISSING_BASELINE_POLICIES:
+        raise SuiteError(path, root.line_of("on_missing_baseline"),
+                         f"'on_missing_baseline' must be 'warn' or 'error', got {value!r}")
+    return str(value)
+
+
+def _defaults(path: Path, root: MarkedDict, registry: MetricRegistry) -> tuple[GatePolicy, dict[str, GatePolicy]]:
+    if "defaults" not in root:
+        return GatePolicy(), {}
+    defaults = _mapping(path, root["defaults"], root.line_of("defaults"), "'defaults'")
+    _unknown_key(path, defaults, DEFAULTS_KEYS, "defaults")
+    policy = _policy(path, defaults, GatePolicy(), "defaults")
+    return policy, _metric_policies(path, defaults, policy, registry)
 
 
 def _bad_video_policy(path: Path, mapping: MarkedDict, default: str) -> str:
@@ -131,34 +159,40 @@ def _bad_video_policy(path: Path, mapping: MarkedDict, default: str) -> str:
     return str(value)
 
 
-def _load_sets(path: Path, section: MarkedDict) -> dict[str, VideoSet]:
+def _load_sets(path: Path, section: MarkedDict, problems: list[SuiteError] | None = None,
+               broken: set[str] | None = None) -> dict[str, VideoSet]:
     if not section:
         raise SuiteError(path, section.line, "'video_sets' is empty; define at least one set")
-    base = path.parent
     result: dict[str, VideoSet] = {}
     for name, spec in section.items():
-        line = section.line_of(name)
-        if not _NAME_RE.match(name):
-            raise SuiteError(path, line, f"video set name '{name}' may only use letters, digits and _ . + -")
-        spec = _mapping(path, spec, line, f"video set '{name}'")
-        kinds = [k for k in spec if k in SET_SOURCES]
-        if len(kinds) != 1:
-            found = f"found {', '.join(kinds)}" if kinds else "found none"
-            raise SuiteError(path, spec.line, f"video set '{name}' needs exactly one source "
-                                              f"({', '.join(SET_SOURCES)}); {found}")
-        kind = kinds[0]
-        builder, extra_keys = SET_SOURCES[kind]
-        _unknown_key(path, spec, (kind, *extra_keys), f"video set '{name}' ({kind})")
-        try:
-            if builder is None:
-                built = list(sources.mixed_folder_sets(name, spec, base))
-            else:
-                built = [builder(name, spec, base)]
-        except ParamError as exc:
-            raise SuiteError(path, spec.line_of(exc.key), str(exc)) from None
+        built: list[VideoSet] | None = _attempt(problems, partial(_load_set, path, section, name, spec), None)
+        if built is None:
+            (broken if broken is not None else set()).add(name)
+            continue
         for video_set in built:
             result[video_set.name] = video_set
     return result
+
+
+def _load_set(path: Path, section: MarkedDict, name: str, spec: Any) -> list[VideoSet]:
+    line = section.line_of(name)
+    if not _NAME_RE.match(name):
+        raise SuiteError(path, line, f"video set name '{name}' may only use letters, digits and _ . + -")
+    spec = _mapping(path, spec, line, f"video set '{name}'")
+    kinds = [k for k in spec if k in SET_SOURCES]
+    if len(kinds) != 1:
+        found = f"found {', '.join(kinds)}" if kinds else "found none"
+        raise SuiteError(path, spec.line, f"video set '{name}' needs exactly one source "
+                                          f"({', '.join(SET_SOURCES)}); {found}")
+    kind = kinds[0]
+    builder, extra_keys = SET_SOURCES[kind]
+    _unknown_key(path, spec, (kind, *extra_keys), f"video set '{name}' ({kind})")
+    try:
+        if builder is None:
+            return list(sources.mixed_folder_sets(name, spec, path.parent))
+        return [builder(name, spec, path.parent)]
+    except ParamError as exc:
+        raise SuiteError(path, spec.line_of(exc.key), str(exc)) from None
 
 
 def _set_reference(path: Path, check: MarkedDict, key: str, sets: Mapping[str, VideoSet]) -> str:
@@ -198,23 +232,41 @@ def _metric_policies(path: Path, defaults: MarkedDict, base: GatePolicy,
     return policies
 
 
+def _uses_broken_set(check: Any, broken: set[str]) -> bool:
+    """A check naming a set that failed to load (or a part of a broken mixed folder): its own error would only
+    repeat that one."""
+    if not broken or not isinstance(check, Mapping):
+        return False
+    names = [check.get(key) for key in ("set", "reference", "candidate")]
+    return any(isinstance(n, str) and (n in broken or n.split(".")[0] in broken) for n in names)
+
+
 def _load_checks(path: Path, root: MarkedDict, sets: Mapping[str, VideoSet], protocol: ClipProtocol,
                  on_bad_video: str, registry: MetricRegistry, policy: GatePolicy,
-                 metric_policies: Mapping[str, GatePolicy]) -> tuple[CheckSpec, ...]:
+                 metric_policies: Mapping[str, GatePolicy], problems: list[SuiteError] | None = None,
+                 broken_sets: set[str] | None = None) -> tuple[CheckSpec, ...]:
     section = root["checks"]
     if not isinstance(section, list) or not section:
         raise SuiteError(path, root.line_of("checks"), "'checks' must be a non-empty list of checks")
     checks: list[CheckSpec] = []
     first_line: dict[str, int] = {}
     for index, raw in enumerate(section):
-        check = _mapping(path, raw, section.line_of(index), f"check #{index + 1}")  # type: ignore[attr-defined]
-        metric_policy = metric_policies.get(str(check.get("metric")), policy)
-        spec = _load_check(path, check, sets, protocol, on_bad_video, registry, metric_policy)
-        if spec.id in first_line:
-            raise SuiteError(path, check.line, f"duplicate check '{spec.id}' (first on line "
-                                               f"{first_line[spec.id]}); give one of them a distinct 'name'")
-        first_line[spec.id] = check.line
-        checks.append(spec)
+        if _uses_broken_set(raw, broken_sets or set()):
+            continue
+
+        def load(index: int = index, raw: Any = raw) -> CheckSpec:
+            check = _mapping(path, raw, section.line_of(index), f"check #{index + 1}")  # type: ignore[attr-defined]
+            metric_policy = metric_policies.get(str(check.get("metric")), policy)
+            spec = _load_check(path, check, sets, protocol, on_bad_video, registry, metric_policy)
+            if spec.id in first_line:
+                raise SuiteError(path, check.line, f"duplicate check '{spec.id}' (first on line "
+                                                   f"{first_line[spec.id]}); give one of them a distinct 'name'")
+            first_line[spec.id] = check.line
+            return spec
+
+        spec = _attempt(problems, load, None)
+        if spec is not None:
+            checks.append(spec)
     return tuple(checks)
 
 
