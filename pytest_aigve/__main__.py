@@ -1,5 +1,5 @@
-"""Command line: `python -m pytest_aigve weights fetch fid i3d`, `weights list`, `cache clear`,
-`make-example`."""
+"""Command line: `python -m pytest_aigve weights fetch fid i3d`, `weights list`, `weights random`,
+`cache clear`, `make-example`, `compare A B`, `validate SUITE...`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
                           help="target folder (default: $AIGVE_WEIGHTS_DIR, else the torch hub cache)")
     fetching.add_argument("--mirror", default=None, help="base URL of a mirror holding the files by name")
     fetching.add_argument("--force", action="store_true", help="download again even if the file exists")
+    randoms = weights_commands.add_parser(
+        "random", help="write deterministic random weights (to try suites offline; every score is marked)")
+    randoms.add_argument("--dir", type=Path, required=True,
+                         help="target folder (required: random weights never go where real ones are looked up)")
+    randoms.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
     cache = commands.add_parser("cache", help="the on-disk feature cache")
     cache_commands = cache.add_subparsers(dest="action", required=True)
@@ -31,7 +36,25 @@ def main(argv: list[str] | None = None) -> int:
         sub = cache_commands.add_parser(action, help=text)
         sub.add_argument("--dir", type=Path, default=None, help="the cache folder (default: see README)")
 
+    comparing = commands.add_parser("compare", help="the scores of two stored runs side by side (baseline "
+                                    "names, NAME~N for earlier versions, baseline or results JSON files)")
+    comparing.add_argument("a", metavar="A", help="the earlier run: a baseline name, NAME~N, or a JSON file")
+    comparing.add_argument("b", metavar="B", help="the later run: a baseline name, NAME~N, or a JSON file")
+    comparing.add_argument("--dir", type=Path, default=None, help="baseline folder (default: .aigve/baselines)")
+    comparing.add_argument("--markdown", action="store_true", help="print a Markdown table")
+
+    validating = commands.add_parser("validate", help="every problem of one or more suite files at once")
+    validating.add_argument("suites", nargs="+", type=Path, metavar="SUITE", help="suite YAML files")
+
     args = parser.parse_args(argv)
+    if args.command == "validate":
+        from .validate import cli_validate
+
+        return cli_validate(args.suites)
+    if args.command == "compare":
+        from .compare import cli_compare
+
+        return cli_compare(args.a, args.b, args.dir, args.markdown)
     if args.command == "make-example":
         from .examples import make_quickstart_videos
 
@@ -43,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.action == "list":
             return registry.cli_list(args.dir)
+        if args.action == "random":
+            from .random_weights import cli_random
+
+            return cli_random(args.dir, args.seed)
         return registry.cli_fetch(args.names, args.dir, args.mirror, args.force)
     from .paths import default_cache_dir
 

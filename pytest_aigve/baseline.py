@@ -7,9 +7,14 @@ protocol, backbone and weights hash, precision), plus the environment of the run
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import math
+import os
+import re
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,12 +136,87 @@ def git_commit(folder: Path) -> str | None:
 def entry_from_record(record: dict[str, Any]) -> dict[str, Any]:
     return {"value": record["value"], "interval": record.get("interval"), "set_sizes": record["set_sizes"],
             "metric": record["metric"], "higher_is_better": record["higher_is_better"],
-            "fingerprint": record["fingerprint"]}
+            "fingerprint": record["fingerprint"],
+            # per-video scores by video label (the pairing key's file name): what paired gates compare
+            "per_video": record.get("per_video", {})}
+
+
+HISTORY_DIR = "history"  # <baseline folder>/history/<name>/<UTC timestamp>.json: earlier versions of a baseline
+HISTORY_KEEP = 20  # versions kept per baseline name; the oldest are deleted beyond this
+_HISTORY_NAME = re.compile(r"^(\d{8}T\d{6}Z)(?:-(\d+))?\.json$")
+
+
+def history_dir(path: Path) -> Path:
+    """Where earlier versions of the baseline file `path` are kept: next to it, so that a CI cache or artifact of
+    the baseline folder carries them along."""
+    return path.parent / HISTORY_DIR / path.stem
+
+
+def _history_order(entry: Path) -> tuple[str, int]:
+    match = _HISTORY_NAME.match(entry.name)
+    assert match is not None
+    return match.group(1), int(match.group(2) or 0)
+
+
+def baseline_history(path: Path) -> list[Path]:
+    """Earlier versions of the baseline file `path`, oldest first. Only files named as `save_baseline` names them
+    count (anything else a user puts in the folder is neither listed nor deleted)."""
+    folder = history_dir(path)
+    if not folder.is_dir():
+        return []
+    return sorted((entry for entry in folder.iterdir() if entry.is_file() and _HISTORY_NAME.match(entry.name)),
+                  key=_history_order)
+
+
+def _utc_stamp(created: Any, fallback: float) -> str:
+    """The saved file's own `created` time in UTC (names sort chronologically whatever the saving machine's time
+    zone), else `fallback` (the file's mtime). No colons: they are not allowed in artifact or Windows file names."""
+    when: datetime.datetime | None = None
+    if isinstance(created, str):
+        with contextlib.suppress(ValueError):
+            when = datetime.datetime.strptime(created, "%Y-%m-%dT%H:%M:%S%z")
+    if when is None:
+        when = datetime.datetime.fromtimestamp(fallback, datetime.timezone.utc)
+    return when.astimezone(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def keep_in_history(path: Path, keep: int = HISTORY_KEEP) -> Path | None:
+    """Copy the current baseline file into its history folder (before it is overwritten) and delete the oldest
+    versions beyond `keep`. Returns the history file, or None when there was no file to keep.
+
+    A copy, not a move: the baseline itself is then replaced atomically, so a reader never finds it missing."""
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    try:
+        created = json.loads(data).get("created")
+    except (ValueError, AttributeError):
+        created = None  # an unreadable old file is still kept, byte for byte: it may be all there is to restore
+    stamp = _utc_stamp(created, path.stat().st_mtime)
+    folder = history_dir(path)
+    target, counter = folder / f"{stamp}.json", 0
+    while target.exists():  # two saves within one second
+        counter += 1
+        target = folder / f"{stamp}-{counter}.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    try:  # written in full, then renamed: a crash never leaves a half version behind
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    history = baseline_history(path)
+    for old in history[:max(len(history) - keep, 0)]:
+        old.unlink(missing_ok=True)
+    return target
 
 
 def save_baseline(path: Path, name: str, records: list[dict[str, Any]], environment: dict[str, Any],
                   keep_others: Baseline | None) -> Baseline:
-    """Write this run's scores (items that produced a value); scores of checks that did not run are kept."""
+    """Write this run's scores (items that produced a value); scores of checks that did not run are kept, and the
+    previous file goes to the baseline's history folder (at most HISTORY_KEEP versions)."""
     from .report.results import write_atomic
 
     scores = dict(keep_others.scores) if keep_others else {}
@@ -144,5 +224,6 @@ def save_baseline(path: Path, name: str, records: list[dict[str, Any]], environm
         if record.get("value") is not None and record.get("fingerprint"):
             scores[score_key(record["suite"], record["check"])] = entry_from_record(record)
     baseline = Baseline(name, path, time.strftime("%Y-%m-%dT%H:%M:%S%z"), environment, scores)
+    keep_in_history(path)
     write_atomic(path, baseline.to_json())
     return baseline

@@ -38,3 +38,39 @@ def test_report_renders_in_chromium(pytester: pytest.Pytester, tmp_path: Path) -
     assert (image.reshape(-1, 3) < 80).all(axis=1).mean() > 0.005
     colourful = (image.max(axis=2).astype(int) - image.min(axis=2)) > 60
     assert colourful.mean() > 0.002
+
+
+def colour_runs(row: np.ndarray, minimum: int) -> list[tuple[int, int]]:
+    """Horizontal runs of colourful pixels (an image strip, not text) at least `minimum` wide."""
+    colourful = (row.max(axis=1).astype(int) - row.min(axis=1)) > 40
+    runs, start = [], None
+    for x, on in enumerate([*colourful, False]):
+        if on and start is None:
+            start = x
+        elif not on and start is not None:
+            if x - start >= minimum:
+                runs.append((start, x))
+            start = None
+    return runs
+
+
+def test_failed_item_shows_its_worst_pair_side_by_side(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """Issue 8 acceptance: the worst reference | candidate pair at the top of a failed item, in a browser."""
+    from pytest_aigve.examples import degrade, moving_scene, write_video
+
+    for index in range(4):
+        clip = moving_scene(index, frames=8, size=(128, 128))
+        write_video(pytester.path / "ref" / f"clip_{index}.mp4", clip)
+        write_video(pytester.path / "gen" / f"clip_{index}.mp4", degrade(clip, seed=index, noise=70 if index == 2
+                                                                          else 3))
+    pytester.makefile(".yaml", aigve_pair="protocol: {frames: 8}\nvideo_sets:\n  ref: {folder: ref}\n  gen: {folder: gen}\nchecks:\n"
+                                          "  - {metric: ssim, reference: ref, candidate: gen, per_video: {min: 0.5}}\n")
+    pytester.runpytest("--aigve-report-dir", "out", "-p", "no:cacheprovider").assert_outcomes(failed=1)
+    html = (pytester.path / "out" / "aigve-report.html").read_text()
+    assert html.index('class="pairs worst"') < html.index('class="per-video"')  # the pair comes first
+    image = screenshot(pytester.path / "out" / "aigve-report.html", tmp_path / "pair.png", tmp_path / "profile")
+    # rows crossing both strips: two colourful runs (reference, then candidate), each a strip of 3 frames
+    paired_rows = [y for y in range(image.shape[0]) if len(colour_runs(image[y], 300)) >= 2]
+    assert len(paired_rows) >= 100, "no reference | candidate strips side by side in the screenshot"
+    first = colour_runs(image[paired_rows[0]], 300)
+    assert first[0][1] < first[1][0]  # left and right, not overlapping

@@ -232,3 +232,21 @@ def test_mixed_folder_unmatched_skip_lists_them(tmp_path: Path, make_video) -> N
 def test_empty_suite_and_missing_sections(tmp_path: Path) -> None:
     assert "suite file is empty" in str(error_of(write_suite(tmp_path, "")))
     assert "no 'checks' section" in str(error_of(write_suite(tmp_path, "video_sets: {}\n")))
+
+
+def test_validate_reports_every_problem_at_once(two_sets: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_aigve.__main__ import main
+
+    broken = (BASIC.replace("  fps: 6", "  fps: .nan")
+              .replace("{folder: ref}", "{folder: nowhere}")        # a missing folder: its checks are not re-reported
+              .replace("    min: 0.5", "    mni: 0.5")
+              + "  - metric: fdi\n    set: gen\n")
+    path = write_suite(two_sets, broken)
+    assert main(["validate", str(path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ", 1)[0] for line in lines[:-1]] == [f"{path}:4", f"{path}:6", f"{path}:11", f"{path}:17"]
+    assert "'fps' must be a positive number" in lines[0] and "folder not found" in lines[1]
+    assert "did you mean 'min'" in lines[2] and "unknown metric 'fdi'" in lines[3]
+    assert lines[-1] == "4 problem(s) in 1 suite file(s)"
+    assert main(["validate", str(write_suite(two_sets, BASIC))]) == 0
+    assert capsys.readouterr().out.endswith("ok: 2 checks over 2 video sets (4 videos)\n")
