@@ -47,7 +47,8 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--aigve-baseline", default=None, metavar="NAME|PATH",
                     help="compare scores with this baseline (a name in the baseline folder, or a JSON file)")
     group.addoption("--aigve-save-baseline", default=None, metavar="NAME",
-                    help="save this run's scores as baseline NAME (scores of checks not run are kept)")
+                    help="save this run's scores as baseline NAME (scores of checks not run are kept; the file "
+                         "it replaces goes to the history folder, see README)")
     group.addoption("--aigve-update-baseline", action="store_true", default=False,
                     help="accept this run: rewrite the --aigve-baseline file from its scores (regressions and "
                          "protocol changes are reported, not failed)")
