@@ -121,6 +121,9 @@ def entry_problem(entry: Any) -> str | None:
     per_video = entry.get("per_video", {})
     if not isinstance(per_video, dict) or not all(_finite(v) for v in per_video.values()):
         return "'per_video' must map video keys to finite numbers"
+    hashes = entry.get("video_hashes", {})
+    if not isinstance(hashes, dict) or not all(isinstance(v, str) and len(v) == 64 for v in hashes.values()):
+        return "'video_hashes' must map video keys to SHA-256 hex digests"
     return None
 
 
@@ -138,7 +141,8 @@ def entry_from_record(record: dict[str, Any]) -> dict[str, Any]:
             "metric": record["metric"], "higher_is_better": record["higher_is_better"],
             "fingerprint": record["fingerprint"],
             # per-video scores by video label (the pairing key's file name): what paired gates compare
-            "per_video": record.get("per_video", {})}
+            "per_video": record.get("per_video", {}),
+            "video_hashes": record.get("video_hashes", {})}
 
 
 HISTORY_DIR = "history"  # <baseline folder>/history/<name>/<UTC timestamp>.json: earlier versions of a baseline

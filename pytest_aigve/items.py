@@ -16,8 +16,11 @@ import pytest
 from .baseline import fingerprint, fingerprint_diff, score_key
 from .errors import AigveError
 from .gate import (
+    MIN_SHARED_VIDEOS,
     BaselineScore,
+    GatePolicy,
     GateResult,
+    PairedDelta,
     Tolerance,
     evaluate_gate,
     paired_delta,
@@ -29,6 +32,7 @@ from .records import RECORD_ATTRIBUTE, ItemRecord
 from .runner import WORST_VIDEOS, CheckResult, EvalContext, evaluate_check, worst_video_strips
 from .runtime import AigveRuntime
 from .safetext import printable
+from .stats import paired_set_delta
 from .suite import CheckSpec, Suite, load_suite
 
 
@@ -143,6 +147,13 @@ class CheckItem(pytest.Item):
             record.precision = record.backbone["precision"]
         record.warnings = list(result.warnings)
         record.videos_used = outcome.videos_used
+        record.video_notes = outcome.video_notes
+        if result.samples is not None:
+            from .features import content_sha256
+
+            candidates = {video.label: video for video in self.suite.sets[self.check.sets[-1]].videos}
+            record.video_hashes = {label: content_sha256(candidates[label].path)
+                                   for label in result.samples.candidate if label in candidates}
         videos = [cand for _, cand in self.check.pairs] + [ref for ref, _ in self.check.pairs] if self.check.pairs \
             else [video for name in self.check.sets for video in self.suite.sets[name].videos]
         for video in videos:
@@ -185,6 +196,39 @@ class CheckItem(pytest.Item):
                              None if not interval else (float(interval["low"]), float(interval["high"])),
                              {str(k): float(v) for k, v in entry.get("per_video", {}).items()})
 
+    def _paired_set_delta(self, policy: GatePolicy, resamples: int) -> PairedDelta | None:
+        """A set-level score against its baseline with the same videos: the baseline run's candidate features
+        are found in the feature cache by the content hashes the baseline kept; the paired bootstrap then draws
+        the same videos on both sides. Without them (another machine, a cleared cache), None: unpaired rules."""
+        samples = self.result.result.samples if self.result is not None else None
+        found = self._baseline_entry()
+        if samples is None or found is None:
+            return None
+        hashes: dict[str, str] = found[1].get("video_hashes", {})
+        shared = [label for label in samples.candidate if label in hashes]
+        if len(shared) < MIN_SHARED_VIDEOS:
+            return None
+        backbone = self.context.backbone(samples.request, self.suite.path.parent)
+        before = {}
+        for label in shared:
+            raw = self.context.features.cached(hashes[label], self.check.protocol, backbone)
+            if raw is not None:
+                before[label] = samples.prepare(raw)
+        if len(before) < MIN_SHARED_VIDEOS:
+            self.record.warnings.append(
+                f"not compared paired with the baseline: the features of its candidate videos are not in the "
+                f"feature cache ({len(before)} of {len(shared)} found); the unpaired interval is used. Keep the "
+                "feature cache between CI runs to compare paired")
+            return None
+        keys = [label for label in shared if label in before]
+        if max(sum(len(b) for b in samples.reference), sum(len(samples.candidate[k]) for k in keys)) > \
+                samples.reference[0].shape[1] > 1024:
+            return None  # as for the interval: an exact resample would cost a full eigen-decomposition
+        spec = policy.bootstrap
+        delta = paired_set_delta(samples.reference, [samples.candidate[k] for k in keys], [before[k] for k in keys],
+                                 samples.statistic, resamples, spec.level, spec.seed)
+        return PairedDelta(delta.mean, delta.low, delta.high, delta.shared, delta.level)
+
     def _max_drop(self) -> Tolerance | None:
         setting = self.check.policy.max_drop
         if setting is False:
@@ -210,6 +254,8 @@ class CheckItem(pytest.Item):
         record.per_video_baseline = {key: before[key] for key in scores if key in before}
         resamples = policy.bootstrap.resamples or self.result.metric.bootstrap_resamples
         paired = None if baseline is None else paired_delta(scores, before, policy.bootstrap, resamples)
+        if baseline is not None and self.result.result.samples is not None:
+            paired = self._paired_set_delta(policy, resamples)
         failures = per_video_failures(scores, before, self.higher_is_better, policy.per_video,
                                       self._max_drop() if baseline is not None else None)
         gate = evaluate_gate(self.check.metric, self.result.result.value, interval, self.higher_is_better,

@@ -31,6 +31,9 @@ class ItemRecord:
     per_video: dict[str, float] = field(default_factory=dict)
     per_video_baseline: dict[str, float] = field(default_factory=dict)  # the baseline's scores of the same videos
     prompts: dict[str, str] = field(default_factory=dict)  # per video label, where the set has prompts
+    # set-level checks: SHA-256 of each candidate video's bytes, by label; a later run compared with this one
+    # finds their features in the feature cache by it (paired comparison of set-level scores)
+    video_hashes: dict[str, str] = field(default_factory=dict)
     worst_videos: list[dict[str, str]] = field(default_factory=list)  # strips of the worst videos (HTML only)
     details: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -44,7 +47,8 @@ class ItemRecord:
     fingerprint: dict[str, Any] = field(default_factory=dict)  # what must match for a baseline comparison
     fingerprint_diff: list[str] = field(default_factory=list)  # vs. the baseline, when compared anyway
     gate: dict[str, Any] = field(default_factory=dict)  # verdict, status, mode, baseline, delta, tolerance
-    video_notes: dict[str, list[str]] = field(default_factory=dict)  # per video: looped, padded, resampled, ...
+    # per set, per video label: what the decoder did to it (looped, padded, upsampled)
+    video_notes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     baseline_status: str = ""  # "" (no baseline compared), "matched", or "new" (the baseline has no entry)
     on_missing_baseline: str = "warn"  # the suite's policy for checks and entries that do not match
     suite_baseline_unmatched: list[str] = field(default_factory=list)  # the suite's entries no check matched

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import cached_property
@@ -27,6 +27,7 @@ from .protocol import ClipProtocol
 from .stats import Interval, bootstrap_interval
 from .suite import CheckSpec, Suite
 from .videos.cache import ClipCache
+from .videos.decode import check_file
 from .videos.prepare import clip_to_tensor
 from .videos.sources import SkippedVideo, Video, VideoSet
 
@@ -80,6 +81,8 @@ class CheckResult:
     interval: Interval | None = None
     bootstrap_seconds: float = 0.0
     decode_seconds: float = 0.0  # part of `seconds` spent decoding
+    # set -> video label -> what decoding did to its clip ("loop: 3 -> 16 frames", "upsampled: ...")
+    video_notes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
 
 class SuiteInputs(MetricInputs):
@@ -95,8 +98,44 @@ class SuiteInputs(MetricInputs):
         self.started = time.perf_counter()
         self.features_computed = 0
         self.features_cached = 0
+        # set -> video label -> what decoding did to the clip (loop, pad, upsampled): scores made from
+        # repeated frames say so, per video (CheckResult.video_notes) and in one warning
+        self.video_notes: dict[str, dict[str, list[str]]] = {}
+        self._unusable: dict[str, set[Path]] = {}  # set name -> its files that are no video at all
 
-    def _tensor(self, video: Video) -> torch.Tensor | None:
+    def _note(self, set_name: str, video: Video, notes: Iterable[str]) -> None:
+        for note in notes:
+            kept = self.video_notes.setdefault(set_name, {}).setdefault(video.label, [])
+            if note not in kept:
+                kept.append(note)
+
+    def _screen(self, video_set: VideoSet, videos: tuple[Video, ...] | None = None) -> set[Path]:
+        """The files of a set (or of its `videos` a check pairs) that are no video at all (missing, dangling
+        symlink, symlink loop, Git LFS pointer, empty), found before any decoding. Under on_bad_video: error one
+        error names every one of them, not just the first; under skip they are left out and listed."""
+        if video_set.name in self._unusable:
+            return self._unusable[video_set.name]
+        problems: list[tuple[Video, VideoError]] = []
+        for video in video_set.videos if videos is None else videos:
+            try:
+                check_file(video.path)
+            except VideoError as exc:
+                problems.append((video, exc))
+        if problems and self.check.on_bad_video != "skip":
+            first = problems[0][1]
+            others = "; ".join(f"{bad.label}: {error.problem}" for bad, error in problems[1:11])
+            more = f" (and {len(problems) - 11} more)" if len(problems) > 11 else ""
+            problem = first.problem + (f"; {len(problems) - 1} more file(s) of set '{video_set.name}' are no "
+                                       f"videos either: {others}{more}" if others else "")
+            hint = "; ".join(h for h in (first.hint, "or set 'on_bad_video: skip' to leave them out (listed in "
+                                         "the reports)") if h)
+            raise VideoError(first.path, problem, hint)
+        for bad, error in problems:
+            self.skipped.append(SkippedVideo(bad.label, error.problem))
+        self._unusable[video_set.name] = {bad.path for bad, _ in problems}
+        return self._unusable[video_set.name]
+
+    def _tensor(self, video: Video, set_name: str) -> torch.Tensor | None:
         try:
             clip = self.ctx.clips.get(video, self.check.protocol)
         except VideoError as exc:
@@ -104,6 +143,7 @@ class SuiteInputs(MetricInputs):
                 self.skipped.append(SkippedVideo(video.label, exc.problem))
                 return None
             raise
+        self._note(set_name, video, clip.notes)
         tensor = clip_to_tensor(clip.frames, self.check.protocol, self.ctx.device)
         self.resolutions.add(f"{tensor.shape[-1]}x{tensor.shape[-2]}")
         return tensor
@@ -114,12 +154,16 @@ class SuiteInputs(MetricInputs):
 
     def clips(self) -> Iterator[tuple[Video, torch.Tensor]]:
         video_set = self.suite.sets[self.check.sets[0]]
+        unusable = self._screen(video_set)
         for index, video in enumerate(video_set.videos, start=1):
-            tensor = self._tensor(video)
+            tensor = None if video.path in unusable else self._tensor(video, video_set.name)
             self._announce(video_set.name, index, len(video_set.videos))
             if tensor is not None:
                 self.used[video_set.name].append(video.label)
                 yield video, tensor
+
+    def used_labels(self, role: str) -> list[str]:
+        return list(self.used[self._set_for(role).name])
 
     def _set_for(self, role: str) -> VideoSet:
         index = {"set": 0, "reference": 0, "candidate": 1}[role]
@@ -140,9 +184,13 @@ class SuiteInputs(MetricInputs):
             self._announce(f"{video_set.name} ({backbone.name} features)", done, total)
 
         computed_before = self.ctx.features.stats.computed
-        total = len(video_set.videos)
-        found = self.ctx.features.features(video_set.videos, self.check.protocol, backbone, skip, announce)
+        unusable = self._screen(video_set)
+        videos = [video for video in video_set.videos if video.path not in unusable]
+        total = len(videos)
+        found = self.ctx.features.features(videos, self.check.protocol, backbone, skip, announce)
         self.used[video_set.name] = [video.label for video, _ in found]
+        for video, _ in found:
+            self._note(video_set.name, video, self.ctx.clips.notes(video, self.check.protocol))
         computed = self.ctx.features.stats.computed - computed_before
         self.features_computed += computed
         self.features_cached += len(found) - computed
@@ -163,13 +211,42 @@ class SuiteInputs(MetricInputs):
 
     def pairs(self) -> Iterator[tuple[Video, torch.Tensor, Video, torch.Tensor]]:
         ref_name, cand_name = self.check.sets
+        # only paired videos: an unpaired one is already listed, with that reason
+        unusable = (self._screen(self.suite.sets[ref_name], tuple(ref for ref, _ in self.check.pairs))
+                    | self._screen(self.suite.sets[cand_name], tuple(cand for _, cand in self.check.pairs)))
         for index, (ref_video, cand_video) in enumerate(self.check.pairs, start=1):
-            ref, cand = self._tensor(ref_video), self._tensor(cand_video)
+            ref = None if ref_video.path in unusable else self._tensor(ref_video, ref_name)
+            cand = None if cand_video.path in unusable else self._tensor(cand_video, cand_name)
             self._announce(f"{ref_name} vs {cand_name}", index, len(self.check.pairs))
             if ref is not None and cand is not None:
                 self.used[ref_name].append(ref_video.label)
                 self.used[cand_name].append(cand_video.label)
                 yield ref_video, ref, cand_video, cand
+
+
+# DecodedClip.notes are "kind: detail"; the one warning per kind on the score starts with these words
+NOTE_HEADINGS = {"loop": "short_video loop applied to", "pad": "short_video pad applied to",
+                 "upsampled": "fps above the source rate (frames repeated) for"}
+NOTES_LISTED = 5
+
+
+def summarise_notes(video_notes: dict[str, dict[str, list[str]]], multi_set: bool) -> list[str]:
+    """One warning per kind of note: "short_video loop applied to 2 videos: a.mp4 (3 -> 16 frames), ..."."""
+    by_kind: dict[str, list[str]] = {}
+    for set_name, per_video in video_notes.items():
+        for label, notes in per_video.items():
+            for note in notes:
+                kind, _, detail = note.partition(": ")
+                by_kind.setdefault(kind, []).append(f"{label} ({set_name}: {detail})" if multi_set
+                                                    else f"{label} ({detail})")
+    lines = []
+    for kind, entries in by_kind.items():
+        listed = ", ".join(entries[:NOTES_LISTED])
+        if len(entries) > NOTES_LISTED:
+            listed += f", and {len(entries) - NOTES_LISTED} more"
+        videos = f"{len(entries)} video{'' if len(entries) == 1 else 's'}"
+        lines.append(f"{NOTE_HEADINGS.get(kind, kind + ' for')} {videos}: {listed}")
+    return lines
 
 
 def evaluate_check(suite: Suite, check: CheckSpec, ctx: EvalContext) -> CheckResult:
@@ -206,8 +283,9 @@ def evaluate_check(suite: Suite, check: CheckSpec, ctx: EvalContext) -> CheckRes
     thumbnails = {name: thumbnails_for(suite.sets[name], check.protocol, ctx) for name in check.sets}
     started = time.perf_counter()
     interval = _interval(metric, result, check)
+    result.warnings.extend(summarise_notes(inputs.video_notes, multi_set=len(check.sets) > 1))
     return CheckResult(metric, result, inputs.used, inputs.skipped, sorted(inputs.resolutions), seconds, thumbnails,
-                       interval, time.perf_counter() - started, decode_seconds)
+                       interval, time.perf_counter() - started, decode_seconds, video_notes=inputs.video_notes)
 
 
 ROUND_OFF = 1e-6  # float64 cancellation in a Fréchet distance of identical sets is ~1e-10

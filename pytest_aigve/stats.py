@@ -185,3 +185,41 @@ def resample_blocks(blocks: Sequence[np.ndarray], rng: np.random.Generator) -> n
     """Videos drawn with replacement; each video contributes all its rows (frames or one clip)."""
     picks = rng.integers(0, len(blocks), size=len(blocks))
     return np.concatenate([blocks[i] for i in picks])
+
+
+@dataclass(frozen=True)
+class PairedSetDelta:
+    """The change of a set-level statistic between two candidate sets that hold the same videos (by key), each
+    against the same reference set: point value and a seeded paired-bootstrap interval."""
+
+    mean: float
+    low: float
+    high: float
+    shared: int
+    level: float
+
+
+def paired_set_delta(reference: Sequence[np.ndarray], run: Sequence[np.ndarray], baseline: Sequence[np.ndarray],
+                     statistic: Callable[[np.ndarray, np.ndarray], float], resamples: int, level: float,
+                     seed: int) -> PairedSetDelta:
+    """Δ = statistic(reference, run) − statistic(reference, baseline), where run[i] and baseline[i] are the
+    blocks of the same video key. Each resample draws reference videos and video keys with replacement and
+    uses the same draws on both sides, so the spread between videos cancels as in a paired test. As in
+    bootstrap_interval, the percentiles are of the deviations from the resampled mean, added to the point Δ."""
+    if len(run) != len(baseline) or len(run) < 2:
+        raise ValueError("a paired comparison needs the same 2 or more video keys on both sides")
+    point = statistic(np.concatenate(reference), np.concatenate(run)) - \
+        statistic(np.concatenate(reference), np.concatenate(baseline))
+    rng = np.random.default_rng(seed)
+    draws = np.empty(resamples, dtype=np.float64)
+    for index in range(resamples):
+        refs = resample_blocks(reference, rng)
+        keys = rng.integers(0, len(run), size=len(run))
+        draws[index] = statistic(refs, np.concatenate([run[k] for k in keys])) - \
+            statistic(refs, np.concatenate([baseline[k] for k in keys]))
+    if not np.isfinite(draws).all():
+        raise ValueError("a paired resample gave a non-finite score")
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(draws - draws.mean(), [tail, 1.0 - tail])
+    return PairedSetDelta(float(point), float(point + min(low, 0.0)), float(point + max(high, 0.0)), len(run),
+                          level)

@@ -33,7 +33,7 @@ SetBuilder = Callable[[str, Mapping[str, Any], Path], VideoSet]
 # source key -> (builder, the other keys it accepts)
 SET_SOURCES: dict[str, tuple[SetBuilder | None, tuple[str, ...]]] = {
     "folder": (sources.folder_set, ("recursive", "extensions")),
-    "glob": (sources.glob_set, ()),
+    "glob": (sources.glob_set, ("allow_outside",)),
     "files": (sources.files_set, ()),
     "annotations": (sources.annotation_set, ("video_dir", "role")),
     "mixed_folder": (None, ("suffixes", "unmatched")),  # yields two sets, see _load_sets

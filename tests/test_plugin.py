@@ -72,6 +72,8 @@ class HTMLDigest(HTMLParser):
         self.text: list[str] = []
         self.rows: list[list[str]] = []
         self.images: list[str] = []
+        self.set_strip_images: list[str] = []  # the thumbnail strips of the "Video sets" section
+        self._in_sets = False
         self.urls: list[str] = []
         self._row: list[str] | None = None
         self._cell: list[str] | None = None
@@ -84,6 +86,8 @@ class HTMLDigest(HTMLParser):
             self._cell = []
         elif tag == "img":
             self.images.append(values.get("src") or "")
+            if self._in_sets:
+                self.set_strip_images.append(values.get("src") or "")
         for key in ("href", "src"):
             if values.get(key):
                 self.urls.append(values[key] or "")
@@ -97,6 +101,8 @@ class HTMLDigest(HTMLParser):
             self._row = None
 
     def handle_data(self, data: str) -> None:
+        if data.strip() in ("Video sets", "Environment"):
+            self._in_sets = data.strip() == "Video sets"
         self.text.append(data)
         if self._cell is not None:
             self._cell.append(data)
@@ -264,7 +270,7 @@ def test_html_report_is_self_contained_and_escaped(pytester: pytest.Pytester) ->
     html = read_html(pytester.path / "out" / "aigve-report.html")
     assert all(url.startswith(("data:image/jpeg;base64,", "#")) for url in html.urls)
     assert "<svg" in text and "http://www.w3.org/2000/svg" in text  # the chart: inline, its namespace only
-    assert len(html.images) == 3 + 2  # gen (3 videos) and ref (2 videos), one strip each
+    assert len(html.set_strip_images) == 3 + 2  # gen (3 videos) and ref (2 videos), one strip each
     words = " ".join(html.text)
     assert "2 passed" in words and "1 failed" in words and "0 errors" in words
     header = ["Check", "Metric", "Value", "Interval", "Threshold", "Baseline", "Δ", "Δ%", "Tolerance", "Chart",
@@ -361,4 +367,4 @@ def test_xdist_gives_the_serial_scores_and_one_set_of_reports(project: Path, pyt
         "aigve-report.html", "aigve-results.json", "aigve-summary.md"]
     props = [p.get("name") for p in ET.parse(project / "j.xml").getroot().iter("property")]
     assert props.count("aigve.value") == 3
-    assert len(read_html(project / "parallel" / "aigve-report.html").images) == 4
+    assert len(read_html(project / "parallel" / "aigve-report.html").set_strip_images) == 4

@@ -364,3 +364,15 @@ def test_ansi_escapes_in_file_names_do_not_reach_the_terminal(project: Path, pyt
     result = pytester.runpytest("--aigve-report-dir", "out")
     output = result.stdout.str()
     assert "\x1b[2J" not in output and "clip_\\x1b[2Jwiped.mp4" in output
+
+
+def test_looped_videos_are_named_in_every_report(project: Path, pytester: pytest.Pytester) -> None:
+    (project / "aigve_demo.yaml").write_text(SUITE.replace("frames: 8, fps: 6", "frames: 40, fps: 6, short_video: loop"))
+    pytester.runpytest("--aigve-report-dir", "out").assert_outcomes(passed=3)
+    record = records_by_check(read_json(project / "out" / "aigve-results.json"))["flicker[gen]"]
+    assert record["video_notes"]["gen"]["clip_0.mp4"] == ["loop: 12 -> 40 frames"]
+    assert any("loop" in warning and "clip_0.mp4" in warning for warning in record["warnings"])
+    html = read_html(project / "out" / "aigve-report.html")
+    row = next(r for r in html.rows if r and r[0] == "clip_0.mp4" and len(r) == 7)
+    assert row[-1] == "loop: 12 -> 40 frames"
+    assert "clip\\_0.mp4" in (project / "out" / "aigve-summary.md").read_text()  # the warning, in the notices

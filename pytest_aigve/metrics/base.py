@@ -26,6 +26,19 @@ class ParamSpec:
     help: str
 
 
+@dataclass(frozen=True)
+class SetSamples:
+    """What a set-level metric needs to compare two runs video by video: the reference set's per-video feature
+    blocks, the candidate's by video label, and the statistic over (reference rows, candidate rows). `prepare`
+    turns a backbone's raw per-video features into a block (e.g. FID keeps Inception's pool3 columns)."""
+
+    reference: list[np.ndarray]
+    candidate: dict[str, np.ndarray]
+    statistic: Callable[[np.ndarray, np.ndarray], float]
+    prepare: Callable[[np.ndarray], np.ndarray]
+    request: BackboneRequest
+
+
 @dataclass
 class MetricResult:
     value: float
@@ -35,6 +48,7 @@ class MetricResult:
     # recomputes the score on the set's videos drawn with replacement (for the bootstrap interval);
     # None where that is not possible or too costly (then the reason is in details["interval"])
     resample: Callable[[np.random.Generator], float] | None = None
+    samples: SetSamples | None = None  # set-level metrics: per-video features for a paired baseline comparison
 
 
 class MetricInputs(ABC):
@@ -53,6 +67,10 @@ class MetricInputs(ABC):
     def features(self, role: str, request: BackboneRequest) -> tuple[list[np.ndarray], dict[str, Any]]:
         """Per-video backbone features of the check's `set`, `reference` or `candidate` set, and a
         description of the backbone that made them (recorded with the score)."""
+
+    def used_labels(self, role: str) -> list[str]:
+        """The labels of the videos of a role's set that the last features()/clips() call used, in order."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)

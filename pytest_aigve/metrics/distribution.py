@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import MetricError
 from ..features.backbones import PRECISIONS
 from ..stats import frechet_distance_from_features, resample_blocks
-from .base import BackboneRequest, InputKind, Metric, MetricInputs, MetricResult, ParamSpec
+from .base import BackboneRequest, InputKind, Metric, MetricInputs, MetricResult, ParamSpec, SetSamples
 
 
 def weights_path(value: Any) -> str | None:
@@ -104,4 +104,11 @@ class FrechetMetric(DistributionMetric):
             def resample(rng: np.random.Generator) -> float:
                 return frechet_distance_from_features(resample_blocks(ref_blocks, rng),
                                                       resample_blocks(cand_blocks, rng), self.ddof).value
-        return MetricResult(result.value, {}, details, warnings, resample)
+        labels = inputs.used_labels("candidate")
+        samples = None
+        if len(labels) == len(cand_blocks):
+            columns = self.feature_slice
+            samples = SetSamples(ref_blocks, dict(zip(labels, cand_blocks, strict=True)),
+                                 lambda first, second: frechet_distance_from_features(first, second, self.ddof).value,
+                                 lambda raw: np.atleast_2d(raw)[:, columns], self.request())
+        return MetricResult(result.value, {}, details, warnings, resample, samples)

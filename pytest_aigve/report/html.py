@@ -67,7 +67,8 @@ def per_video_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"video": key, "score": scores[key], "baseline": before.get(key),
              "delta": None if key not in before else scores[key] - before[key],
              "prompt": record.get("prompts", {}).get(key, ""), "failed": failed.get(key, ""),
-             "notes": "; ".join(notes.get(key, []))}
+             "notes": "; ".join(f"{set_name}: {note}" if len(notes) > 1 else note
+                                for set_name, by_label in notes.items() for note in by_label.get(key, []))}
             for key in worst_first(scores, before, record["higher_is_better"])]
 
 

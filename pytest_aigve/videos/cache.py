@@ -38,12 +38,19 @@ class ClipCache:
         self.max_bytes = max_bytes
         self._clips: OrderedDict[CacheKey, DecodedClip] = OrderedDict()
         self._failures: dict[CacheKey, VideoError] = {}
+        # what decoding did to each clip (loop, pad, upsampled), kept past eviction: a few strings per video
+        self._notes: dict[CacheKey, tuple[str, ...]] = {}
         self._bytes = 0
         self.stats = CacheStats()
 
     def peek(self, video: Video, protocol: ClipProtocol) -> DecodedClip | None:
         """The clip if it is in memory; never decodes."""
         return self._clips.get((*file_identity(video.path), protocol.decode_key()))
+
+    def notes(self, video: Video, protocol: ClipProtocol) -> list[str]:
+        """DecodedClip.notes of a clip this process decoded, even if evicted since; never decodes. Empty for a
+        clip never decoded here (its features came from the on-disk feature cache)."""
+        return list(self._notes.get((*file_identity(video.path), protocol.decode_key()), ()))
 
     def get(self, video: Video, protocol: ClipProtocol) -> DecodedClip:
         key: CacheKey = (*file_identity(video.path), protocol.decode_key())
@@ -63,6 +70,8 @@ class ClipCache:
         finally:
             self.stats.decode_seconds += time.perf_counter() - started
         self.stats.decodes += 1
+        if clip.notes:
+            self._notes[key] = tuple(clip.notes)
         self._store(key, clip)
         return clip
 

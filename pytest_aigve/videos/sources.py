@@ -2,12 +2,19 @@
 
 Every function here raises ParamError(key, message) for a bad definition; the suite loader
 turns the key into a file:line location.
+
+Folder and glob sets list every entry with a video name that is not a folder, including dangling symlinks,
+symlink loops and Git LFS pointer files (an unfetched git-annex or LFS checkout): they are bad videos that the
+check reports by name (decode.check_file says what each is), never files that silently vanish from a set.
+Walks count the directory entries they visit and stop past MAX_SCANNED_PATHS; globs stay inside the suite's
+folder unless the set says `allow_outside: true`.
 """
 
 from __future__ import annotations
 
-import glob as globmod
+import fnmatch
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +25,7 @@ from ..errors import ParamError
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v")
 ANNOTATION_LIST_KEYS: tuple[str, ...] = ("data_list", "datset_list", "dataset_list")  # upstream misspellings
 DEFAULT_GENERATED_SUFFIXES: tuple[str, ...] = ("synthetic", "generated")
+MAX_SCANNED_PATHS = 100_000  # directory entries one folder or glob set may visit (`glob: /**/*.mp4` would not end)
 
 
 @dataclass(frozen=True)
@@ -42,8 +50,69 @@ class VideoSet:
     skipped: tuple[SkippedVideo, ...] = field(default=())
 
 
-def _is_video(path: Path, extensions: Sequence[str]) -> bool:
-    return path.is_file() and path.suffix.lower() in extensions
+class _Walk:
+    """Directory listings for one set, counted as they are read: a runaway walk stops while walking."""
+
+    def __init__(self, name: str, key: str, what: str, root: Path) -> None:
+        self.name, self.key, self.what, self.root = name, key, what, root
+        self.visited = 0
+        self._listings: dict[str, list[os.DirEntry[str]]] = {}
+
+    def entries(self, folder: str) -> list[os.DirEntry[str]]:
+        """The folder's entries sorted by name; an unreadable folder has none (as with glob)."""
+        if folder in self._listings:
+            return self._listings[folder]
+        found: list[os.DirEntry[str]] = []
+        try:
+            with os.scandir(folder) as listing:
+                for entry in listing:
+                    self.visited += 1
+                    if self.visited > MAX_SCANNED_PATHS:
+                        raise ParamError(self.key, f"video set '{self.name}': {self.what} visited more than "
+                                                   f"{MAX_SCANNED_PATHS} paths under {self.root} without "
+                                                   "finishing; narrow it (e.g. 'videos/*.mp4' rather than "
+                                                   "'**/*.mp4', or no 'recursive: true'), or point it at a "
+                                                   "smaller folder")
+                    found.append(entry)
+        except OSError:
+            pass
+        found.sort(key=lambda entry: entry.name)
+        self._listings[folder] = found
+        return found
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()  # follows symlinks; False for a dangling link or a loop
+    except OSError:
+        return False
+
+
+def _is_file_like(entry: os.DirEntry[str]) -> bool:
+    """A file, or a symlink that names no folder: a dangling link or a loop is a bad video, not nothing."""
+    try:
+        return not _is_dir(entry) and (entry.is_symlink() or entry.is_file())
+    except OSError:
+        return False
+
+
+def _has_extension(path: Path, extensions: Sequence[str]) -> bool:
+    return path.suffix.lower() in extensions
+
+
+def _folder_files(folder: Path, recursive: bool, walk: _Walk) -> list[Path]:
+    """File-like entries of a folder (and its subfolders, without following symlinked folders, like rglob)."""
+    files: list[Path] = []
+    pending = [str(folder)]
+    while pending:
+        current = pending.pop()
+        for entry in walk.entries(current):
+            if _is_dir(entry):
+                if recursive and not entry.is_symlink():
+                    pending.append(entry.path)
+            elif _is_file_like(entry):
+                files.append(Path(entry.path))
+    return sorted(files)
 
 
 def _ensure_nonempty(name: str, key: str, videos: Sequence[Video], where: str) -> None:
@@ -78,11 +147,82 @@ def folder_set(name: str, spec: Mapping[str, Any], base: Path) -> VideoSet:
     if not isinstance(recursive, bool):
         raise ParamError("recursive", f"'recursive' must be true or false, got {recursive!r}")
     extensions = _extensions(spec)
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    paths = sorted(p for p in candidates if _is_video(p, extensions))
+    walk = _Walk(name, "folder", f"folder {spec['folder']}" + (" (recursive)" if recursive else ""), folder)
+    paths = [p for p in _folder_files(folder, recursive, walk) if _has_extension(p, extensions)]
     videos = [Video(p, _label(p, folder).rsplit(".", 1)[0], _label(p, folder)) for p in paths]
     _ensure_nonempty(name, "folder", videos, f"folder {folder}" + (" (recursive)" if recursive else ""))
     return VideoSet(name, tuple(videos), f"folder {spec['folder']}")
+
+
+def _has_magic(segment: str) -> bool:
+    return any(char in segment for char in "*?[")
+
+
+def _outside(pattern: str, base: Path) -> bool:
+    """Whether a pattern can match outside `base`: its literal leading folders normalise to a place outside,
+    or a '..' follows a wildcard (where '**' may match no folder at all)."""
+    segments = Path(pattern).parts
+    literal: list[str] = []
+    for index, segment in enumerate(segments):
+        if _has_magic(segment):
+            if ".." in segments[index:]:
+                return True
+            break
+        literal.append(segment)
+    root = os.path.abspath(base)
+    prefix = os.path.normpath(os.path.join(root, *literal)) if literal else root
+    return os.path.commonpath([root, prefix]) != root
+
+
+def _glob(pattern: str, base: Path, walk: _Walk) -> list[Path]:
+    """Like glob.glob(recursive=True): '*' and '**' skip names starting with '.' unless the pattern's segment
+    does, '**' follows symlinked folders (each folder once); matches are file-like entries, sorted."""
+    full = Path(pattern) if os.path.isabs(pattern) else base / pattern
+    start, segments = (full.anchor, list(full.parts[1:])) if full.is_absolute() else (".", list(full.parts))
+    matches: dict[str, None] = {}
+    expanded: set[tuple[int, int, int]] = set()  # (device, inode, segment) '**' went into: cycles end
+
+    def hidden_ok(name: str, segment: str) -> bool:
+        return not name.startswith(".") or segment.startswith(".")
+
+    def descend(folder: str, index: int) -> None:
+        if index == len(segments):
+            return
+        segment, last = segments[index], index == len(segments) - 1
+        if segment == "**":
+            descend(folder, index + 1)  # '**' as no folder at all
+            for entry in walk.entries(folder):
+                if not _is_dir(entry) or entry.name.startswith("."):
+                    if last and _is_file_like(entry) and not entry.name.startswith("."):
+                        matches[entry.path] = None  # a trailing '**' matches the files below too
+                    continue
+                try:
+                    info = entry.stat()
+                except OSError:
+                    continue
+                identity = (info.st_dev, info.st_ino, index)
+                if identity not in expanded:
+                    expanded.add(identity)
+                    descend(entry.path, index)
+        elif _has_magic(segment):
+            for entry in walk.entries(folder):
+                if not hidden_ok(entry.name, segment) or not fnmatch.fnmatch(entry.name, segment):
+                    continue
+                if last:
+                    if _is_file_like(entry):
+                        matches[entry.path] = None
+                elif _is_dir(entry):
+                    descend(entry.path, index + 1)
+        else:  # a literal name: no listing needed
+            path = os.path.join(folder, segment)
+            if not last:
+                if os.path.isdir(path):
+                    descend(path, index + 1)
+            elif os.path.lexists(path) and not os.path.isdir(path):
+                matches[path] = None
+
+    descend(start, 0)
+    return [Path(match) for match in sorted(matches)]
 
 
 def glob_set(name: str, spec: Mapping[str, Any], base: Path) -> VideoSet:
@@ -91,12 +231,19 @@ def glob_set(name: str, spec: Mapping[str, Any], base: Path) -> VideoSet:
         patterns = [patterns]
     if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
         raise ParamError("glob", f"'glob' must be a pattern or a list of patterns, got {patterns!r}")
+    allow_outside = spec.get("allow_outside", False)
+    if not isinstance(allow_outside, bool):
+        raise ParamError("allow_outside", f"'allow_outside' must be true or false, got {allow_outside!r}")
     found: dict[Path, None] = {}
+    walk = _Walk(name, "glob", "", base)  # one budget for the set: listings are shared between its patterns
     for pattern in patterns:
-        for match in sorted(globmod.glob(str(base / pattern), recursive=True)):
-            path = Path(match)
-            if path.is_file():
-                found[path] = None
+        walk.what = f"glob '{pattern}'"
+        if not allow_outside and _outside(pattern, base):
+            raise ParamError("glob", f"video set '{name}': glob '{pattern}' reaches outside the suite's folder "
+                                     f"{base}; use a pattern relative to it (without '..'), or set "
+                                     "'allow_outside: true' on the set if the videos really live elsewhere")
+        for path in _glob(pattern, base, walk):
+            found[path] = None
     videos = [Video(p, p.stem, _label(p, base)) for p in found]
     _ensure_nonempty(name, "glob", videos, f"glob {patterns} under {base}")
     return VideoSet(name, tuple(videos), f"glob {', '.join(patterns)}")
@@ -192,7 +339,8 @@ def mixed_folder_sets(name: str, spec: Mapping[str, Any], base: Path) -> tuple[V
     unmatched_policy = spec.get("unmatched", "error")
     if unmatched_policy not in ("error", "skip"):
         raise ParamError("unmatched", f"'unmatched' must be 'error' or 'skip', got {unmatched_policy!r}")
-    files = sorted(p for p in folder.iterdir() if _is_video(p, VIDEO_EXTENSIONS))
+    walk = _Walk(name, "mixed_folder", f"mixed folder {spec['mixed_folder']}", folder)
+    files = [p for p in _folder_files(folder, False, walk) if _has_extension(p, VIDEO_EXTENSIONS)]
     generated: dict[Path, str] = {}
     real_by_stem: dict[str, list[Path]] = {}
     for path in files:
