@@ -12,7 +12,7 @@ from typing import Any, Literal
 from .errors import ParamError
 
 ShortVideoPolicy = Literal["error", "loop", "pad"]
-ResizeMode = Literal["stretch", "center_crop"]
+ResizeMode = Literal["stretch", "center_crop", "cdfvd"]
 
 SHORT_VIDEO_POLICIES: tuple[str, ...] = ("error", "loop", "pad")
 # Bounds that keep a typo from exhausting memory: a clip of MAX_FRAMES frames at MAX_SIDE² is already tens of GB.
@@ -20,7 +20,7 @@ MAX_FRAMES = 4096
 MAX_SIDE = 8192
 MAX_FPS = 1000.0
 MAX_START_S = 86_400.0  # a day of video
-RESIZE_MODES: tuple[str, ...] = ("stretch", "center_crop")
+RESIZE_MODES: tuple[str, ...] = ("stretch", "center_crop", "cdfvd")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class ClipProtocol:
     start:       seconds from the first frame.
     stride:      take every `stride`-th frame (after resampling).
     resize:      None (native), (height, width), or an int for the shorter side (aspect kept).
-    resize_mode: for (height, width): "stretch" or "center_crop" (scale to cover, then crop).
+    resize_mode: for (height, width): "stretch" or "center_crop" (scale to cover, then crop); "cdfvd" (a square
+                 size only) is cd-fvd's own resize and crop, bit for bit (set by the cd_fvd metric's `resolution`).
     short_video: a video with too few frames is an "error" (default), or is completed by "loop"
                  (repeat from the first taken frame) or "pad" (repeat the last frame).
     """

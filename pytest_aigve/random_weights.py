@@ -1,5 +1,9 @@
 """Deterministic random weights in the official checkpoint formats, for tests and benchmarks on machines
-that cannot download the real ones.
+that cannot download the real ones (`python -m pytest_aigve weights random --dir DIR`).
+
+Every file carries a marker (`RANDOM_MARKER` in its state dict's `_metadata`, which strict loaders ignore):
+`features.weights.verify` finds it, and every score made with such a file says "UNVERIFIED: RANDOM TEST
+WEIGHTS ...": no random score can pass as a real one.
 
 Random conv nets with BatchNorm give almost input-independent features (every activation is normalised
 by statistics that do not match it), so BatchNorm running statistics are recalibrated on random clips
@@ -8,13 +12,26 @@ before saving. The Inception classifier is scaled down so its softmax is not one
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from .features.weights import REGISTRY
+from .features.weights import RANDOM_MARKER, RANDOM_STATUS, REGISTRY, is_random_test_weights
+
+
+def _marked(state: Mapping[str, Any], seed: int) -> OrderedDict[str, Any]:
+    """The state dict with the random-test-weights marker in its `_metadata` (kept by torch.save / torch.load,
+    ignored by load_state_dict's key check)."""
+    marked: OrderedDict[str, Any] = OrderedDict(state)
+    metadata: OrderedDict[str, Any] = OrderedDict(getattr(state, "_metadata", {}))
+    metadata[RANDOM_MARKER] = {"written_by": "pytest-aigve weights random", "seed": seed}
+    marked._metadata = metadata  # type: ignore[attr-defined]
+    return marked
 
 
 def _recalibrate_batchnorm(model: nn.Module, run: Callable[[], object]) -> None:
@@ -54,7 +71,7 @@ def write_inception(folder: Path, seed: int = 0) -> Path:
     _recalibrate_batchnorm(model, lambda: model(images))
     with torch.no_grad():
         model.fc.weight.mul_(0.1)  # a soft, input-dependent class distribution
-    torch.save(model.state_dict(), path)
+    torch.save(_marked(model.state_dict(), seed), path)
     return path
 
 
@@ -68,7 +85,7 @@ def write_i3d(folder: Path, seed: int = 0) -> Path:
     _recalibrate_batchnorm(model, lambda: model(clips))
     path = folder / REGISTRY["i3d"].filename
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), path)
+    torch.save(_marked(model.state_dict(), seed), path)
     return path
 
 
@@ -86,7 +103,7 @@ def write_videomae(folder: Path, seed: int = 0, embed_dim: int = 176, depth: int
                               tubelet_size=2, use_mean_pooling=True)
     path = folder / REGISTRY["videomae"].filename
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save({"module": model.state_dict()}, path)
+    torch.save({"module": _marked(model.state_dict(), seed)}, path)
     return path
 
 
@@ -100,7 +117,7 @@ def write_r3d18(folder: Path, seed: int = 0) -> Path:
     _recalibrate_batchnorm(model, lambda: model(clips))
     path = folder / REGISTRY["r3d18"].filename
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), path)
+    torch.save(_marked(model.state_dict(), seed), path)
     return path
 
 
@@ -111,3 +128,20 @@ WRITERS: dict[str, Callable[[Path, int], Path]] = {
 
 def write_all(folder: Path, seed: int = 0) -> dict[str, Path]:
     return {key: writer(folder, seed) for key, writer in WRITERS.items()}
+
+
+def cli_random(folder: Path, seed: int = 0) -> int:
+    """`python -m pytest_aigve weights random --dir DIR`: write every backbone's random test weights into DIR,
+    never over a file that is not random test weights (a real checkpoint in that folder is kept)."""
+    for entry in REGISTRY.values():
+        target = folder / entry.filename
+        if target.exists() and not is_random_test_weights(target):
+            print(f"error: {target} exists and is not random test weights; it is left alone: choose another --dir",
+                  file=sys.stderr)
+            return 1
+    for path in write_all(folder, seed).values():
+        print(path)
+    print(f"random test weights in {folder}: scores made with them are meaningless; every score is marked "
+          f'"{RANDOM_STATUS.split(" (")[0]}". Use them to try a suite (--aigve-weights-dir {folder} '
+          "--aigve-allow-unverified-weights), never to evaluate a model", file=sys.stderr)
+    return 0

@@ -97,6 +97,7 @@ class SuiteInputs(MetricInputs):
         self.resolutions: set[str] = set()
         self.started = time.perf_counter()
         self.features_computed = 0
+        self.cache_warnings: list[str] = []
         self.features_cached = 0
         # set -> video label -> what decoding did to the clip (loop, pad, upsampled): scores made from
         # repeated frames say so, per video (CheckResult.video_notes) and in one warning
@@ -184,6 +185,7 @@ class SuiteInputs(MetricInputs):
             self._announce(f"{video_set.name} ({backbone.name} features)", done, total)
 
         computed_before = self.ctx.features.stats.computed
+        warnings_before = len(self.ctx.features.stats.warnings)
         unusable = self._screen(video_set)
         videos = [video for video in video_set.videos if video.path not in unusable]
         total = len(videos)
@@ -194,6 +196,10 @@ class SuiteInputs(MetricInputs):
         computed = self.ctx.features.stats.computed - computed_before
         self.features_computed += computed
         self.features_cached += len(found) - computed
+        # bad cache entries met on the way (deleted and recomputed), an unwritable cache folder
+        self.cache_warnings.extend(self.ctx.features.stats.warnings[warnings_before:])
+        if self.ctx.features.disk_problem and self.ctx.features.disk_problem not in self.cache_warnings:
+            self.cache_warnings.append(self.ctx.features.disk_problem)
         info = backbone.describe()  # the counts over all of the check's sets are added by evaluate_check
         for video, _ in found:
             self._note_resolution(video)
@@ -284,6 +290,7 @@ def evaluate_check(suite: Suite, check: CheckSpec, ctx: EvalContext) -> CheckRes
     started = time.perf_counter()
     interval = _interval(metric, result, check)
     result.warnings.extend(summarise_notes(inputs.video_notes, multi_set=len(check.sets) > 1))
+    result.warnings.extend(dict.fromkeys(inputs.cache_warnings))
     return CheckResult(metric, result, inputs.used, inputs.skipped, sorted(inputs.resolutions), seconds, thumbnails,
                        interval, time.perf_counter() - started, decode_seconds, video_notes=inputs.video_notes)
 

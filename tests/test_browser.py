@@ -63,7 +63,8 @@ def test_failed_item_shows_its_worst_pair_side_by_side(pytester: pytest.Pytester
         write_video(pytester.path / "ref" / f"clip_{index}.mp4", clip)
         write_video(pytester.path / "gen" / f"clip_{index}.mp4", degrade(clip, seed=index, noise=70 if index == 2
                                                                           else 3))
-    pytester.makefile(".yaml", aigve_pair="protocol: {frames: 8}\nvideo_sets:\n  ref: {folder: ref}\n  gen: {folder: gen}\nchecks:\n"
+    pytester.makefile(".yaml", aigve_pair="protocol: {frames: 8}\n"
+                                          "video_sets:\n  ref: {folder: ref}\n  gen: {folder: gen}\nchecks:\n"
                                           "  - {metric: ssim, reference: ref, candidate: gen, per_video: {min: 0.5}}\n")
     pytester.runpytest("--aigve-report-dir", "out", "-p", "no:cacheprovider").assert_outcomes(failed=1)
     html = (pytester.path / "out" / "aigve-report.html").read_text()

@@ -135,8 +135,21 @@ checks:
     expected = cdfvd_distance(reference.real_stats, reference.fake_stats)
     assert expected > 1.0
     assert ours["fvd[ref-vs-gen]"].value == pytest.approx(expected, rel=1e-3)
-    # resolution 64 with center_crop on 64x64 clips changes nothing: the same arrays, the same score
-    assert ours["cd_fvd[ref-vs-gen]"].value == pytest.approx(expected, rel=1e-3)
+    # cd_fvd's `resolution` is cd-fvd's own resize (float32, truncated to uint8): compare with cd-fvd's
+    # preprocess of the decoded frames, not with our stretched arrays
+    from cdfvd.utils.data_utils import preprocess
+
+    def cdfvd_arrays(paths: list[str]) -> np.ndarray:
+        videos = [preprocess(torch.from_numpy(decode_clip(Path(p), ClipProtocol(frames=10)).frames), 64)["video"]
+                  for p in paths]
+        return np.stack([(v * 255).byte().permute(1, 2, 3, 0).numpy() for v in videos])
+
+    reference.empty_real_stats()
+    reference.empty_fake_stats()
+    reference.add_real_stats(cdfvd_arrays(files[:4]))
+    reference.add_fake_stats(cdfvd_arrays(files[4:8]))
+    expected_cd = cdfvd_distance(reference.real_stats, reference.fake_stats)
+    assert ours["cd_fvd[ref-vs-gen]"].value == pytest.approx(expected_cd, rel=1e-3)
 
 
 def test_cdfvd_videomae_matches_cdfvd_features(random_weights: Path, tmp_path: Path, make_video) -> None:
@@ -234,4 +247,4 @@ checks: [{metric: fid, reference: ref, candidate: gen}]
     assert any("fid on few samples (reference 4, candidate 4) with 2048-d features" in w and "KID" in w
                for w in result.warnings)
     assert any("UNVERIFIED" in w for w in result.warnings)  # random weights are not the published file
-    assert result.details["backbone"]["weights_check"].startswith("UNVERIFIED: sha256")
+    assert result.details["backbone"]["weights_check"].startswith("UNVERIFIED: RANDOM TEST WEIGHTS")

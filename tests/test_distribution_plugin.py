@@ -118,3 +118,30 @@ checks:
     computed = sum(r["backbone"]["features_computed"] for r in found.values())
     decoded = sum(r["details"]["videos_decoded"] for r in found.values())
     assert computed == 6 and decoded == 6  # 3 + 3 videos, each decoded and run through Inception once
+
+
+def test_damaged_cache_entry_is_named_in_the_record_and_recomputed(
+        pytester: pytest.Pytester, random_weights: Path, monkeypatch: pytest.MonkeyPatch, make_video) -> None:
+    """Issue 7: a flipped byte in the feature cache once changed FID silently; now the entry is reported on the
+    score, deleted and recomputed, and the score is the cold one."""
+    monkeypatch.setenv("AIGVE_WEIGHTS_DIR", str(random_weights))
+    for index in range(2):
+        make_video(f"ref/v{index}.mp4", seed=index, root=pytester.path)
+        make_video(f"gen/v{index}.mp4", seed=4 + index, root=pytester.path)
+    pytester.makefile(".yaml", aigve_r3d="""\
+protocol: {frames: 8}
+video_sets: {ref: {folder: ref}, gen: {folder: gen}}
+checks: [{metric: fvd_r3d18, reference: ref, candidate: gen}]
+""")
+    args = ["--aigve-allow-unverified-weights", "--aigve-cache-dir", "cache", "--aigve-report-dir", "out"]
+    pytester.runpytest(*args).assert_outcomes(passed=1)
+    cold = records(pytester.path / "out" / "aigve-results.json")["fvd_r3d18[ref-vs-gen]"]
+    entry = sorted((pytester.path / "cache").rglob("*.npy"))[0]
+    data = bytearray(entry.read_bytes())
+    data[len(data) // 2] ^= 0x40  # one flipped bit in the stored features
+    entry.write_bytes(bytes(data))
+    pytester.runpytest(*args).assert_outcomes(passed=1)
+    warm = records(pytester.path / "out" / "aigve-results.json")["fvd_r3d18[ref-vs-gen]"]
+    # recomputed alone rather than in a batch of two: float32 convolutions agree to ~1e-8, not bit for bit
+    assert warm["value"] == pytest.approx(cold["value"], rel=1e-6) and warm["backbone"]["features_computed"] == 1
+    assert any(f"feature cache entry {entry}" in w and "recomputed" in w for w in warm["warnings"]), warm["warnings"]

@@ -367,7 +367,8 @@ def test_ansi_escapes_in_file_names_do_not_reach_the_terminal(project: Path, pyt
 
 
 def test_looped_videos_are_named_in_every_report(project: Path, pytester: pytest.Pytester) -> None:
-    (project / "aigve_demo.yaml").write_text(SUITE.replace("frames: 8, fps: 6", "frames: 40, fps: 6, short_video: loop"))
+    looped = SUITE.replace("frames: 8, fps: 6", "frames: 40, fps: 6, short_video: loop")
+    (project / "aigve_demo.yaml").write_text(looped)
     pytester.runpytest("--aigve-report-dir", "out").assert_outcomes(passed=3)
     record = records_by_check(read_json(project / "out" / "aigve-results.json"))["flicker[gen]"]
     assert record["video_notes"]["gen"]["clip_0.mp4"] == ["loop: 12 -> 40 frames"]

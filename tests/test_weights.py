@@ -7,7 +7,7 @@ import functools
 import http.server
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -161,3 +161,118 @@ def test_fetch_reports_a_missing_file(http_server: tuple[str, Path], tmp_path: P
 def test_fetch_names_unknown_weights(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["weights", "fetch", "fdi"]) == 1
     assert "unknown weights or metric 'fdi'; known: inception, i3d, videomae, r3d18, fid" in capsys.readouterr().err
+
+
+# --- messages: hostile pickles and files that are not checkpoints ---------------------------------------------
+
+TORCH_SUGGESTIONS = ("weights_only=False", "`weights_only` set to `False`", "will likely succeed", "add_safe_globals",
+                     "safe_globals(")
+
+
+@pytest.mark.parametrize("kind", ["namespace", "os.system"])
+def test_hostile_pickle_is_refused_for_safety(tmp_path: Path, kind: str) -> None:
+    import argparse
+    import os
+    import pickle
+
+    path = tmp_path / I3D.filename
+    if kind == "namespace":  # a trusted-looking training checkpoint that nests its arguments
+        torch.save({"model": {"w": torch.zeros(1)}, "args": argparse.Namespace(lr=0.1)}, path)
+        name = "argparse.Namespace"
+    else:  # a pickle that would run a command when loaded without weights_only
+        path.write_bytes(pickle.dumps({"w": os.system}, protocol=2))
+        name = "system"
+    with pytest.raises(WeightsError) as info:
+        BACKBONES["i3d"](path, "x", torch.device("cpu")).model  # noqa: B018
+    message = str(info.value)
+    assert str(path) in message and name in message
+    assert "Python objects beyond tensors" in message and "refused" in message
+    assert "official file" in message and "python -m pytest_aigve weights fetch i3d" in message
+    assert "re-save its state dict with tensors only" in message
+    for suggestion in TORCH_SUGGESTIONS:
+        assert suggestion not in message
+    assert "truncated" not in message
+
+
+def test_a_file_that_is_not_a_checkpoint_is_never_to_be_deleted(tmp_path: Path) -> None:
+    """`weights: /etc/passwd`: not ours, not a checkpoint; the message says so and never says to delete it."""
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(WeightsError) as info:
+        BACKBONES["i3d"](passwd, file_sha256(passwd), torch.device("cpu")).model  # noqa: B018
+    message = str(info.value)
+    assert f"{passwd} is not a PyTorch checkpoint" in message and "`weights:` path" in message
+    assert "delete" not in message
+    # the hash check (Inception's published prefix) says the same, not "corrupt: delete it"
+    with pytest.raises(WeightsError) as info:
+        verify(INCEPTION, passwd)
+    message = str(info.value)
+    assert f"{passwd} is not a PyTorch checkpoint" in message and "delete" not in message
+    # a checkpoint the user named explicitly that fails the hash check: no "delete" either
+    mine = tmp_path / "my-inception.pth"
+    torch.save({"w": torch.zeros(1)}, mine)
+    with pytest.raises(WeightsError) as info:
+        verify(INCEPTION, mine)
+    assert "delete" not in str(info.value) and "expected sha256 prefix 6726825d" in str(info.value)
+    # a damaged file under the registry's name (our fetch and cache locations) keeps "delete it and fetch again"
+    ours = tmp_path / INCEPTION.filename
+    ours.write_bytes(b"not the published inception weights")
+    with pytest.raises(WeightsError, match="delete it and run: python -m pytest_aigve weights fetch inception"):
+        verify(INCEPTION, ours)
+
+
+# --- random test weights are marked, and every score made with them says so --------------------------------
+
+RANDOM_MARK = "UNVERIFIED: RANDOM TEST WEIGHTS"
+
+
+def test_weights_random_cli_writes_marked_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "random"
+    assert main(["weights", "random", "--dir", str(folder)]) == 0
+    out = capsys.readouterr()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(entry.filename for entry in REGISTRY.values())
+    assert "scores made with them are meaningless" in out.out + out.err
+    for key, entry in REGISTRY.items():
+        path = folder / entry.filename
+        if entry.sha256_prefix:  # a published hash: refused unless unverified weights are allowed ...
+            with pytest.raises(WeightsError, match="random test weights"):
+                verify(entry, path)
+        # ... and with no published hash (i3d, videomae) the marker is the only guard: never a plain "no published
+        # hash" status
+        check = verify(entry, path, allow_unverified=True)
+        assert check.status.startswith(RANDOM_MARK), key
+        if not entry.sha256_prefix:
+            assert verify(entry, path).status.startswith(RANDOM_MARK), key
+        # the marker is invisible to the loading code's key check: the model builds
+        backbone = BACKBONES[key](path, check.sha256, torch.device("cpu"), weights_status=check.status)
+        assert backbone.model is not None and backbone.describe()["weights_check"].startswith(RANDOM_MARK)
+
+
+def test_scores_made_with_random_weights_say_so(random_weights: Path, tmp_path: Path,
+                                                make_video: Callable[..., Path]) -> None:
+    from pytest_aigve.metrics.registry import MetricRegistry
+    from pytest_aigve.runner import EvalContext, evaluate_check
+    from pytest_aigve.suite import load_suite
+    from pytest_aigve.videos.cache import ClipCache
+
+    ref = [make_video(f"ref/r{i}.mp4", seed=i, frames=10) for i in range(3)]
+    gen = [make_video(f"gen/g{i}.mp4", seed=i, frames=10, degraded=True) for i in range(3)]
+    suite_path = tmp_path / "suite.yaml"
+    suite_path.write_text(f"""\
+protocol: {{frames: 10}}
+video_sets:
+  ref: {{files: {[str(p) for p in ref]}}}
+  gen: {{files: {[str(p) for p in gen]}}}
+checks:
+  - {{metric: fid, reference: ref, candidate: gen, protocol: {{frames: 2}}}}
+  - {{metric: fvd, reference: ref, candidate: gen}}
+""")
+    registry = MetricRegistry()
+    suite = load_suite(suite_path, registry)
+    for allow, checks in ((True, suite.checks), (False, suite.checks[1:])):  # fvd's i3d has no published hash
+        ctx = EvalContext(device=torch.device("cpu"), clips=ClipCache(10**9), registry=registry,
+                          weights_dir=random_weights, allow_unverified_weights=allow)
+        for check in checks:
+            result = evaluate_check(suite, check, ctx).result
+            assert result.details["backbone"]["weights_check"].startswith(RANDOM_MARK), check.id
+            assert any("RANDOM TEST WEIGHTS" in warning for warning in result.warnings), check.id

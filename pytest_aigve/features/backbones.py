@@ -24,7 +24,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import MetricError
-from .weights import REGISTRY, WeightsError, WeightsFile, load_into, load_state_dict
+from .weights import (
+    RANDOM_STATUS,
+    REGISTRY,
+    WeightsError,
+    WeightsFile,
+    is_random_test_weights,
+    load_into,
+    load_state_dict,
+)
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -46,6 +54,11 @@ class Backbone(ABC):
             raise MetricError(f"precision bf16 runs on CUDA devices only (this run uses {device}); use fp32")
         self.weights_path = weights_path
         self.weights_sha256 = weights_sha256
+        # random test weights are named in every score's description, however the backbone was made
+        # (weights.verify already says so; a backbone built without it, e.g. in a benchmark, checks here)
+        if not weights_status.startswith(RANDOM_STATUS) and weights_path.is_file() \
+                and is_random_test_weights(weights_path):
+            weights_status = RANDOM_STATUS + (f"; {weights_status}" if weights_status else "")
         self.weights_status = weights_status
         self.device = device
         self.precision = precision

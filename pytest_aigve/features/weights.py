@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import re
 import sys
 import tempfile
 import urllib.request
+import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,9 +175,64 @@ class WeightsCheck:
     status: str  # "sha256 match", "sha256 prefix match", "no published hash", or "UNVERIFIED: ..."
 
 
+# Random test weights (pytest_aigve.random_weights, `python -m pytest_aigve weights random`) carry this name in
+# their state dict's `_metadata` (the per-module version table torch pickles with every state dict): it survives
+# torch.load/torch.save, and strict loaders (torch-fidelity's, cd-fvd's, ours) ignore it.
+RANDOM_MARKER = "aigve_random_test_weights"
+RANDOM_STATUS = ("UNVERIFIED: RANDOM TEST WEIGHTS (written by `python -m pytest_aigve weights random`): "
+                 "scores are meaningless")
+_LEGACY_SCAN_BYTES = 16 << 20  # a legacy (non-zip) checkpoint pickles its keys before the tensor data
+
+
+def checkpoint_format(path: Path) -> str | None:
+    """'zip' (torch.save since 1.6), 'pickle' (legacy torch.save, protocol 2+), or None: not a PyTorch checkpoint."""
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(4)
+    except OSError:
+        return None
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
+        return "pickle"
+    return None
+
+
+def is_random_test_weights(path: Path) -> bool:
+    """Whether the file carries the random-test-weights marker, read without loading the tensors."""
+    try:
+        if checkpoint_format(path) == "zip":
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+                return any(RANDOM_MARKER.encode() in archive.read(name) for name in names)
+        if checkpoint_format(path) == "pickle":
+            with path.open("rb") as stream:
+                return RANDOM_MARKER.encode() in stream.read(_LEGACY_SCAN_BYTES)
+    except (OSError, zipfile.BadZipFile, RuntimeError):
+        return False
+    return False
+
+
+def is_ours(entry: WeightsFile, path: Path) -> bool:
+    """A file under the registry's own name: what `weights fetch` writes and the lookup finds in the weights
+    folder, the torch hub cache or cd-fvd's folder. Any other name is a file the user pointed at with
+    `weights:`; we never tell them to delete such a file."""
+    return path.name in entry.names
+
+
+def _not_a_checkpoint(entry: WeightsFile, path: Path) -> str:
+    what = f"{path} is not a PyTorch checkpoint (no zip or pickle header)"
+    if is_ours(entry, path):
+        return f"weights {what}: delete it and run: {fetch_command([entry.key])}"
+    return (f"weights {what}; check the `weights:` path in the suite: it should name {entry.key} weights such as "
+            f"{entry.filename} ({entry.description.split(':')[0]})")
+
+
 def verify(entry: WeightsFile, path: Path, allow_unverified: bool = False) -> WeightsCheck:
-    """Check size and hash where known. With allow_unverified (your own conversion or fine-tune), a mismatch
-    is recorded in every score's protocol instead of failing."""
+    """Check size and hash where known, and the random-test-weights marker. With allow_unverified (your own
+    conversion or fine-tune), a mismatch is recorded in every score's protocol instead of failing. Random test
+    weights are always marked (status "UNVERIFIED: RANDOM TEST WEIGHTS ..."): for files with no published hash
+    the marker is the only thing that tells them from the real ones."""
     size = path.stat().st_size
     digest = file_sha256(path)
     problem = None
@@ -184,12 +242,49 @@ def verify(entry: WeightsFile, path: Path, allow_unverified: bool = False) -> We
     if problem is None and expected and not digest.startswith(expected):
         problem = f"sha256 {digest[:16]}…, expected {entry.expected_hash()}"
     if problem is None:
+        if not expected and is_random_test_weights(path):
+            return WeightsCheck(digest, RANDOM_STATUS)
         status = ("sha256 match" if entry.sha256 else "sha256 prefix match" if expected else "no published hash")
         return WeightsCheck(digest, status)
+    random = is_random_test_weights(path)
     if allow_unverified:
-        return WeightsCheck(digest, f"UNVERIFIED: {problem}")
-    raise WeightsError(f"corrupt weights {path}: {problem}; delete it and run: {fetch_command([entry.key])} "
-                       f"(for weights of your own, set {ALLOW_UNVERIFIED_ENV}=1 or --aigve-allow-unverified-weights)")
+        return WeightsCheck(digest, f"{RANDOM_STATUS}; {problem}" if random else f"UNVERIFIED: {problem}")
+    allow = f"set {ALLOW_UNVERIFIED_ENV}=1 or --aigve-allow-unverified-weights"
+    if random:
+        raise WeightsError(f"weights {path} are random test weights written by `python -m pytest_aigve weights "
+                           f"random`, not the published {entry.key} file ({problem}); scores made with them are "
+                           f"meaningless. Fetch the real file with: {fetch_command([entry.key])} (to try a suite with "
+                           f"them anyway, {allow}: every score is then marked RANDOM TEST WEIGHTS)")
+    if is_ours(entry, path):  # our own fetch or cache location: a damaged or wrong download
+        raise WeightsError(f"corrupt weights {path}: {problem}; delete it and run: {fetch_command([entry.key])} "
+                           f"(for weights of your own, {allow})")
+    if checkpoint_format(path) is None:
+        raise WeightsError(_not_a_checkpoint(entry, path))
+    raise WeightsError(f"weights {path} are not the published {entry.key} file ({problem}); check the `weights:` "
+                       f"path in the suite, or fetch the published file with: {fetch_command([entry.key])} (for "
+                       f"weights of your own, {allow}: every score is then marked UNVERIFIED)")
+
+
+# torch's weights_only refusal: "Weights only load failed ... Unsupported global: GLOBAL argparse.Namespace was not
+# an allowed global ..." (or "unsupported GLOBAL posix.system whose module posix is blocked")
+_REFUSED_GLOBAL = re.compile(r"unsupported global:?\s+(?:GLOBAL\s+)?([A-Za-z_][\w.]*)", re.IGNORECASE)
+# sentences of torch's messages that suggest loading without weights_only or allow-listing globals: never repeated
+_TORCH_SUGGESTION = re.compile(r"weights_only|safe_globals|will likely succeed|trusted source|allowlist",
+                               re.IGNORECASE)
+
+
+def _is_weights_only_refusal(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, pickle.UnpicklingError) and (
+        "Weights only load failed" in text or "Unsupported global" in text or "unsupported GLOBAL" in text)
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's text, without torch's suggestions; at most 300 characters."""
+    sentences = [part.strip() for line in str(exc).strip().splitlines()
+                 for part in re.split(r"(?<=[.;])\s+", line) if part.strip()]
+    kept = [part for part in sentences if not _TORCH_SUGGESTION.search(part)]
+    return (kept[0] if kept else type(exc).__name__)[:300]
 
 
 def load_state_dict(path: Path, entry: WeightsFile, nested_keys: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -199,10 +294,23 @@ def load_state_dict(path: Path, entry: WeightsFile, nested_keys: tuple[str, ...]
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"cannot load weights {path} for {entry.key} ({reason[:300]}); the file is truncated, "
-                           f"corrupt or not a PyTorch checkpoint: delete it and run: {fetch_command([entry.key])}"
-                           ) from None
+        if _is_weights_only_refusal(exc):
+            found = _REFUSED_GLOBAL.search(str(exc))
+            what = f" ({found.group(1)})" if found else ""
+            raise WeightsError(
+                f"cannot load weights {path} for {entry.key}: the file holds Python objects beyond tensors{what}, "
+                "and is refused for safety (unpickling them can run code from the file). Use the official file: "
+                f"{fetch_command([entry.key])}; if this is a trusted checkpoint of your own that nests extra objects "
+                "(e.g. training arguments), re-save its state dict with tensors only, e.g. "
+                "torch.save(checkpoint['model'], 'clean.pth'), and point `weights:` at that file") from None
+        if checkpoint_format(path) is None:
+            raise WeightsError(_not_a_checkpoint(entry, path)) from None
+        reason = _reason(exc)
+        if is_ours(entry, path):
+            raise WeightsError(f"cannot load weights {path} for {entry.key} ({reason}); the file is truncated or "
+                               f"corrupt: delete it and run: {fetch_command([entry.key])}") from None
+        raise WeightsError(f"cannot load weights {path} for {entry.key} ({reason}); the checkpoint is truncated or "
+                           "corrupt: check the `weights:` path in the suite, or copy the file again") from None
     for key in nested_keys:
         if isinstance(data, Mapping) and key in data and isinstance(data[key], Mapping):
             data = data[key]
@@ -210,7 +318,8 @@ def load_state_dict(path: Path, entry: WeightsFile, nested_keys: tuple[str, ...]
     if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
         raise WeightsError(f"weights {path} do not hold a state dict (found {type(data).__name__}); "
                            f"is it the right file for {entry.key}?")
-    return dict(data)
+    # a marker given as a state-dict key (rather than in _metadata) is not a parameter: keep it out of key checks
+    return {k: v for k, v in data.items() if k != RANDOM_MARKER}
 
 
 def load_into(module: Any, state: Mapping[str, Any], path: Path, entry: WeightsFile) -> None:
@@ -247,7 +356,10 @@ def fetch(entry: WeightsFile, target_dir: Path, mirror: str | None = None, force
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / entry.filename
     if target.is_file() and not force:
-        verify(entry, target)  # an existing good file is kept; a bad one is an error that says --force
+        check = verify(entry, target)  # an existing good file is kept; a bad one is an error that says --force
+        if check.status.startswith(RANDOM_STATUS):
+            raise WeightsError(f"{target} holds random test weights (`python -m pytest_aigve weights random`); "
+                               "run the fetch again with --force to replace them with the published file")
         return target
     url = mirror.rstrip("/") + "/" + entry.filename if mirror else entry.url
     handle, temp_name = tempfile.mkstemp(dir=target_dir, prefix=f".{entry.filename}.", suffix=".part")
