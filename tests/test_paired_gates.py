@@ -166,14 +166,14 @@ def test_reports_show_the_worst_videos_first(pytester: pytest.Pytester) -> None:
     assert "  - gen/clip\\_4.mp4 = " in failures and failures.index("### Failures") < markdown.index("| |")
 
 
-FID_SUITE = """\
+SET_SUITE = """\
 suite: dist
-protocol: {frames: 4}
+protocol: {frames: 8}
 video_sets:
   ref: {folder: ref}
   gen: {folder: gen}
 checks:
-  - metric: fid
+  - metric: fvd_r3d18
     reference: ref
     candidate: gen
 """
@@ -181,27 +181,27 @@ checks:
 
 def test_set_level_scores_compare_paired_through_the_feature_cache(
         pytester: pytest.Pytester, random_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """FID has no per-video score, but the same videos before and after still pair: the baseline keeps their
+    """FVD has no per-video score, but the same videos before and after still pair: the baseline keeps their
     content hashes, the feature cache their features, and the paired bootstrap draws the same videos."""
     monkeypatch.setenv("AIGVE_WEIGHTS_DIR", str(random_weights))
     monkeypatch.setenv("AIGVE_ALLOW_UNVERIFIED_WEIGHTS", "1")
     write_candidates(pytester.path, seed=0)
-    pytester.makefile(".yaml", aigve_dist=FID_SUITE)
+    pytester.makefile(".yaml", aigve_dist=SET_SUITE)
 
-    def fid_run(*args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
-        result = pytester.runpytest_subprocess("--aigve-report-dir", "out", "--aigve-cache-dir", "cache", *args)
+    def set_run(*args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
+        result = pytester.runpytest("--aigve-report-dir", "out", "--aigve-cache-dir", "cache", *args)
         return result, json.loads((pytester.path / "out" / "aigve-results.json").read_text())["records"][0]
 
-    saved = fid_run("--aigve-save-baseline", "main")[1]
+    saved = set_run("--aigve-save-baseline", "main")[1]
     assert len(saved["video_hashes"]) == 6
-    same, record = fid_run("--aigve-baseline", "main")
+    same, record = set_run("--aigve-baseline", "main")
     same.assert_outcomes(passed=1)
     assert record["gate"]["mode"] == "paired" and record["gate"]["paired"]["mean"] == 0.0
 
     for index in range(6):  # every candidate video worse
         clip = moving_scene(index, frames=10, size=(64, 64))
         write_video(pytester.path / "gen" / f"clip_{index}.mp4", degrade(clip, seed=7 + index, noise=45.0))
-    worse, record = fid_run("--aigve-baseline", "main")
+    worse, record = set_run("--aigve-baseline", "main")
     worse.assert_outcomes(failed=1)
     paired = record["gate"]["paired"]
     assert record["gate"]["mode"] == "paired" and record["gate"]["status"] == "regressed"
@@ -211,6 +211,6 @@ def test_set_level_scores_compare_paired_through_the_feature_cache(
 
     # the baseline's features are gone (another machine): said so, and the unpaired interval is used
     shutil.rmtree(pytester.path / "cache")
-    _, record = fid_run("--aigve-baseline", "main")
+    _, record = set_run("--aigve-baseline", "main")
     assert record["gate"]["mode"] == "interval"
     assert any("not compared paired with the baseline" in w for w in record["warnings"])

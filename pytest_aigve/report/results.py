@@ -215,14 +215,15 @@ class ResultsCollector:
     def write(self, exitstatus: int | None) -> None:
         results = self.results(exitstatus)
         self.config.hook.pytest_aigve_results(records=results["records"], config=self.config)
-        if self.json_path is not None:
+        json_path = self.json_path
+        if json_path is not None:
             without_images = {**results, "records": [
                 {**{k: v for k, v in r.items() if k != "thumbnails"},
                  "worst_videos": [{k: v for k, v in w.items() if k not in ("reference", "candidate")}
                                   for w in r.get("worst_videos", [])]}
                 for r in results["records"]]}
             text = json.dumps(json_safe(without_images), indent=2, allow_nan=False) + "\n"
-            self._attempt("JSON results", self.json_path, lambda: write_atomic(self.json_path, text))  # type: ignore[arg-type]
+            self._attempt("JSON results", json_path, lambda: write_atomic(json_path, text))
         if self.options.markdown_path is not None:
             from .summary import markdown
 
