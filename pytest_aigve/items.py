@@ -255,7 +255,10 @@ class CheckItem(pytest.Item):
         resamples = policy.bootstrap.resamples or self.result.metric.bootstrap_resamples
         paired = None if baseline is None else paired_delta(scores, before, policy.bootstrap, resamples)
         if baseline is not None and self.result.result.samples is not None:
-            paired = self._paired_set_delta(policy, resamples)
+            try:
+                paired = self._paired_set_delta(policy, resamples)
+            except (AigveError, ValueError) as exc:  # never a crash of the gate: the unpaired rules still apply
+                record.warnings.append(f"not compared paired with the baseline: {exc}")
         failures = per_video_failures(scores, before, self.higher_is_better, policy.per_video,
                                       self._max_drop() if baseline is not None else None)
         gate = evaluate_gate(self.check.metric, self.result.result.value, interval, self.higher_is_better,
