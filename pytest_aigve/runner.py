@@ -28,7 +28,7 @@ from .stats import Interval, bootstrap_interval
 from .suite import CheckSpec, Suite
 from .videos.cache import ClipCache
 from .videos.decode import check_file
-from .videos.prepare import clip_to_tensor
+from .videos.prepare import FrameClip, clip_frames
 from .videos.sources import SkippedVideo, Video, VideoSet
 
 THUMBNAIL_HEIGHT = 64
@@ -136,7 +136,7 @@ class SuiteInputs(MetricInputs):
         self._unusable[video_set.name] = {bad.path for bad, _ in problems}
         return self._unusable[video_set.name]
 
-    def _tensor(self, video: Video, set_name: str) -> torch.Tensor | None:
+    def _tensor(self, video: Video, set_name: str) -> FrameClip | None:
         try:
             clip = self.ctx.clips.get(video, self.check.protocol)
         except VideoError as exc:
@@ -145,7 +145,8 @@ class SuiteInputs(MetricInputs):
                 return None
             raise
         self._note(set_name, video, clip.notes)
-        tensor = clip_to_tensor(clip.frames, self.check.protocol, self.ctx.device)
+        # uint8 frames on the device; metrics convert (and resize) a chunk of frames at a time
+        tensor = clip_frames(clip.frames, self.check.protocol, self.ctx.device)
         self.resolutions.add(f"{tensor.shape[-1]}x{tensor.shape[-2]}")
         return tensor
 
@@ -153,7 +154,7 @@ class SuiteInputs(MetricInputs):
         self.ctx.progress(f"{self.check.id}: {set_name}: {done}/{total} videos", done == total,
                           time.perf_counter() - self.started)
 
-    def clips(self) -> Iterator[tuple[Video, torch.Tensor]]:
+    def clips(self) -> Iterator[tuple[Video, FrameClip]]:
         video_set = self.suite.sets[self.check.sets[0]]
         unusable = self._screen(video_set)
         for index, video in enumerate(video_set.videos, start=1):
@@ -215,7 +216,7 @@ class SuiteInputs(MetricInputs):
         else:
             self.resolutions.add(f"shorter side {resize}")
 
-    def pairs(self) -> Iterator[tuple[Video, torch.Tensor, Video, torch.Tensor]]:
+    def pairs(self) -> Iterator[tuple[Video, FrameClip, Video, FrameClip]]:
         ref_name, cand_name = self.check.sets
         # only paired videos: an unpaired one is already listed, with that reason
         unusable = (self._screen(self.suite.sets[ref_name], tuple(ref for ref, _ in self.check.pairs))

@@ -187,6 +187,94 @@ def resample_blocks(blocks: Sequence[np.ndarray], rng: np.random.Generator) -> n
     return np.concatenate([blocks[i] for i in picks])
 
 
+class FrechetBootstrap:
+    """Exact bootstrap resamples of a Fréchet distance between two sets of per-video feature blocks, reusing
+    what does not change between resamples.
+
+    A resample draws videos with replacement, i.e. it reweights each video's rows by c_v, the number of times
+    video v was drawn. Every quantity of the distance is a weighted sum over the distinct rows:
+      μ = Σ wᵢxᵢ / n,  tr Σ = (Σ wᵢ‖xᵢ‖² − n‖μ‖²)/(n−ddof),
+    and, with fewer samples than dimensions, tr √(Σ₁Σ₂) = the nuclear norm of W₁^½ A_c B_cᵀ W₂^½ / √((n₁−ddof)(n₂−ddof))
+    (duplicated rows of a resampled matrix P·X have the same singular values as W^½·X, as PᵀP = W). The centred
+    cross-Gram A_c B_cᵀ is the raw cross-Gram A Bᵀ (computed once) minus rank-one centring terms, so a resample
+    costs O(n·d + n·m) plus an SVD of (drawn reference rows) × (drawn candidate rows), never an (n, d)·(d, m)
+    product. With as many distinct drawn rows as dimensions the covariances are formed from the drawn rows scaled by √w
+    (each distinct row once), then the exact `frechet_distance`.
+
+    `draw(rng)` makes the same rng calls as `resample_blocks(reference, rng)` followed by
+    `resample_blocks(candidate, rng)`, so a seeded interval is the same as the slow path's, to round-off.
+    """
+
+    def __init__(self, reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray], ddof: int) -> None:
+        if not reference or not candidate:
+            raise ValueError("a bootstrap needs at least one video on each side")
+        a = np.concatenate([np.asarray(block, np.float64) for block in reference])
+        b = np.concatenate([np.asarray(block, np.float64) for block in candidate])
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+            raise ValueError(f"features must be (N, D) with the same D, got {a.shape} and {b.shape}")
+        # the distance is translation invariant: shifting both sets by one vector keeps the raw sums small,
+        # so the rank-one centring below does not cancel large numbers
+        shift = a.mean(axis=0)
+        self.a, self.b = a - shift, b - shift
+        self.ddof = ddof
+        self.dim = a.shape[1]
+        self.ref_sizes = np.array([np.atleast_2d(block).shape[0] for block in reference])
+        self.cand_sizes = np.array([np.atleast_2d(block).shape[0] for block in candidate])
+        self.ref_video = np.repeat(np.arange(len(reference)), self.ref_sizes)  # row -> its video
+        self.cand_video = np.repeat(np.arange(len(candidate)), self.cand_sizes)
+        self.ref_norms = np.einsum("ij,ij->i", self.a, self.a)
+        self.cand_norms = np.einsum("ij,ij->i", self.b, self.b)
+        self._cross: np.ndarray | None = None  # A Bᵀ, built on the first resample that needs it
+
+    @property
+    def cross(self) -> np.ndarray:
+        if self._cross is None:
+            self._cross = self.a @ self.b.T
+        return self._cross
+
+    def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Per-video counts of one resample, from the same rng calls as two `resample_blocks` calls."""
+        ref_picks = rng.integers(0, len(self.ref_sizes), size=len(self.ref_sizes))
+        cand_picks = rng.integers(0, len(self.cand_sizes), size=len(self.cand_sizes))
+        return (np.bincount(ref_picks, minlength=len(self.ref_sizes)),
+                np.bincount(cand_picks, minlength=len(self.cand_sizes)))
+
+    def resample(self, rng: np.random.Generator) -> float:
+        return self.weighted(*self.draw(rng)).value
+
+    def weighted(self, ref_counts: np.ndarray, cand_counts: np.ndarray) -> FrechetResult:
+        """The distance between the sets with each video's rows repeated count times."""
+        w_a = ref_counts[self.ref_video].astype(np.float64)
+        w_b = cand_counts[self.cand_video].astype(np.float64)
+        rows_a, rows_b = np.flatnonzero(w_a), np.flatnonzero(w_b)
+        w_a, w_b = w_a[rows_a], w_b[rows_b]
+        n_a, n_b = float(w_a.sum()), float(w_b.sum())
+        for name, n in (("first", n_a), ("second", n_b)):
+            if n - self.ddof <= 0:
+                raise ValueError(f"the {name} set has {int(n)} feature vectors; need more than {self.ddof}")
+        a, b = self.a[rows_a], self.b[rows_b]
+        mu_a, mu_b = w_a @ a / n_a, w_b @ b / n_b
+        # the Gram route whenever the distinct rows are fewer than the dimensions: then a covariance is singular,
+        # and the moment route's square roots of round-off eigenvalues would lose half the digits
+        if min(rows_a.size, rows_b.size) > self.dim:
+            root_a, root_b = a * np.sqrt(w_a)[:, None], b * np.sqrt(w_b)[:, None]
+            sigma_a = (root_a.T @ root_a - n_a * np.outer(mu_a, mu_a)) / (n_a - self.ddof)
+            sigma_b = (root_b.T @ root_b - n_b * np.outer(mu_b, mu_b)) / (n_b - self.ddof)
+            return frechet_distance(mu_a, sigma_a, mu_b, sigma_b)
+        trace_a = (w_a @ self.ref_norms[rows_a] - n_a * (mu_a @ mu_a)) / (n_a - self.ddof)
+        trace_b = (w_b @ self.cand_norms[rows_b] - n_b * (mu_b @ mu_b)) / (n_b - self.ddof)
+        # (a_i − μ_a)·(b_j − μ_b) = a_i·b_j − a_i·μ_b − μ_a·b_j + μ_a·μ_b
+        centred = self.cross[np.ix_(rows_a, rows_b)] - (a @ mu_b)[:, None] - (b @ mu_a)[None, :] + mu_a @ mu_b
+        centred *= np.sqrt(w_a)[:, None]
+        centred *= np.sqrt(w_b)[None, :]
+        singular = np.linalg.svd(centred, compute_uv=False)
+        trace_sqrt = float(singular.sum()) / math.sqrt((n_a - self.ddof) * (n_b - self.ddof))
+        value = float(np.sum((mu_a - mu_b) ** 2) + trace_a + trace_b - 2.0 * trace_sqrt)
+        if not math.isfinite(value):
+            raise ValueError(f"Fréchet distance is not finite ({value})")
+        return FrechetResult(value, trace_sqrt, 0.0)
+
+
 @dataclass(frozen=True)
 class PairedSetDelta:
     """The change of a set-level statistic between two candidate sets that hold the same videos (by key), each

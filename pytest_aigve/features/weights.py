@@ -11,6 +11,7 @@ Files are always loaded with `torch.load(..., weights_only=True)` and hash-check
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import re
@@ -151,18 +152,64 @@ def locate(entry: WeightsFile, explicit: Path | None, weights_dir: Path | None) 
 
 
 _HASHES: dict[tuple[str, int, int], str] = {}
+REHASH_ENV = "AIGVE_REHASH_WEIGHTS"  # =1: hash every weights file again, ignoring the remembered digests
+HASH_MEMO_NAME = "weights-sha256.json"  # in the feature cache folder (pytest_aigve.paths.default_cache_dir)
+
+
+def _memo_path() -> Path:
+    from ..paths import default_cache_dir
+
+    return default_cache_dir() / HASH_MEMO_NAME
+
+
+def _memo_key(key: tuple[str, int, int]) -> str:
+    return f"{key[0]}|{key[1]}|{key[2]}"
+
+
+def _read_memo() -> dict[str, str]:
+    """The digests remembered across runs; an unreadable or damaged file is no memo (the file is hashed)."""
+    try:
+        data = json.loads(_memo_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str) and len(v) == 64}
+
+
+def _write_memo(key: tuple[str, int, int], digest: str) -> None:
+    """Best effort, atomic: a read-only or missing cache folder only costs the hash next run."""
+    path = _memo_path()
+    memo = _read_memo()
+    memo[_memo_key(key)] = digest
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".weights-sha256-", suffix=".tmp",
+                                         delete=False, encoding="utf-8") as stream:
+            json.dump(memo, stream, indent=0, sort_keys=True)
+        os.replace(stream.name, path)
+    except OSError:
+        pass
 
 
 def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, remembered per (path, size, mtime) for the process."""
+    """SHA-256 of a file, remembered per (resolved path, size, mtime_ns) for the process and, across runs, in
+    weights-sha256.json in the feature cache folder: a weights file is hashed once, not on every run (hundreds of
+    MB each). A file rewritten in place changes its mtime and is hashed again; set AIGVE_REHASH_WEIGHTS=1 to hash
+    every file again regardless (e.g. after restoring a file with its old mtime)."""
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _HASHES:
-        digest = hashlib.sha256()
-        with path.open("rb") as stream:
-            while chunk := stream.read(_CHUNK):
-                digest.update(chunk)
-        _HASHES[key] = digest.hexdigest()
+    rehash = os.environ.get(REHASH_ENV, "") not in ("", "0")
+    if key not in _HASHES or rehash:
+        remembered = None if rehash else _read_memo().get(_memo_key(key))
+        if remembered is None:
+            digest = hashlib.sha256()
+            with path.open("rb") as stream:
+                while chunk := stream.read(_CHUNK):
+                    digest.update(chunk)
+            remembered = digest.hexdigest()
+            _write_memo(key, remembered)
+        _HASHES[key] = remembered
     return _HASHES[key]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -14,6 +15,7 @@ import torch
 from ..errors import MetricError, ParamError
 from ..gate import Tolerance
 from ..stats import MeanAccumulator
+from ..videos.prepare import Clip, FrameClip
 from ..videos.sources import Video
 
 InputKind = Literal["single", "paired", "sets"]  # one set; frame-aligned pairs; two sets as distributions
@@ -52,16 +54,20 @@ class MetricResult:
 
 
 class MetricInputs(ABC):
-    """Clips for a metric, as float tensors (T, 3, H, W) in [0, 255] on the metric's device.
+    """Clips for a metric, each a `Clip` on the metric's device: a float tensor (T, 3, H, W) in [0, 255], or a
+    FrameClip (uint8 frames, resized per the protocol and converted to float a chunk at a time, with the same
+    `shape`; what the runner gives, so that no float copy of a whole clip need exist). PerVideoMetric and
+    PairedMetric hand score_clip/score_pair whole float tensors (T, 3, H, W) (a FrameClip materialised as float64)
+    unless the metric sets `reads_frame_clips`: then it gets the Clip as it came and converts a chunk at a time.
 
     Bad videos are either raised (VideoError) or, under `on_bad_video: skip`, left out and listed.
     """
 
     @abstractmethod
-    def clips(self) -> Iterator[tuple[Video, torch.Tensor]]: ...
+    def clips(self) -> Iterator[tuple[Video, Clip]]: ...
 
     @abstractmethod
-    def pairs(self) -> Iterator[tuple[Video, torch.Tensor, Video, torch.Tensor]]: ...
+    def pairs(self) -> Iterator[tuple[Video, Clip, Video, Clip]]: ...
 
     @abstractmethod
     def features(self, role: str, request: BackboneRequest) -> tuple[list[np.ndarray], dict[str, Any]]:
@@ -122,7 +128,7 @@ class Metric(ABC):
                                       f"({cls.params[key].help})") from None
         return values
 
-    def check_clip(self, video: Video, clip: torch.Tensor) -> None:
+    def check_clip(self, video: Video, clip: Clip) -> None:
         if clip.shape[0] < self.min_frames:
             raise MetricError(f"{video.path}: {self.name} needs at least {self.min_frames} frames per clip, "
                               f"the protocol gave {clip.shape[0]}; raise 'frames' in the protocol")
@@ -157,19 +163,47 @@ def _mean_result(scores: dict[str, float], metric: str) -> MetricResult:
                         resample=resample)
 
 
+# torch threads for the built-in pixel metrics on the CPU. Their work is many small cache-sized operations; with a
+# thread per core, on a loaded 2-core machine (pytest-xdist workers, a parallel job) every operation waits for a
+# descheduled thread at its barrier: SSIM on 720p took 1.5-5 s per frame instead of 0.1 s (cf. kid.py).
+PIXEL_CPU_THREADS = 1
+
+
+@contextlib.contextmanager
+def pixel_threads(device: torch.device) -> Iterator[None]:
+    """torch's intra-op threads set to PIXEL_CPU_THREADS inside the block on the CPU, restored after it."""
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(PIXEL_CPU_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _whole(clip: Clip) -> torch.Tensor:
+    """The float64 (T, 3, H, W) tensor a metric that does not read FrameClips gets."""
+    return clip.materialise(torch.float64) if isinstance(clip, FrameClip) else clip
+
+
 class PerVideoMetric(Metric):
     """A score per video, averaged over the set."""
 
     inputs: ClassVar[InputKind] = "single"
+    # True: score_clip takes a Clip (FrameClip or tensor) and converts a few frames at a time (bounded memory);
+    # False: it gets the whole clip as one float64 tensor, as metrics written before FrameClip expect
+    reads_frame_clips: ClassVar[bool] = False
 
     @abstractmethod
-    def score_clip(self, clip: torch.Tensor) -> float: ...
+    def score_clip(self, clip: Any) -> float: ...
 
     def evaluate(self, inputs: MetricInputs) -> MetricResult:
         scores: dict[str, float] = {}
         for video, clip in inputs.clips():
             self.check_clip(video, clip)
-            scores[video.label] = self.score_clip(clip)
+            scores[video.label] = self.score_clip(clip if self.reads_frame_clips else _whole(clip))
         return _mean_result(scores, self.name)
 
 
@@ -177,9 +211,10 @@ class PairedMetric(Metric):
     """A score per (reference, candidate) pair of frame-aligned clips, averaged over the pairs."""
 
     inputs: ClassVar[InputKind] = "paired"
+    reads_frame_clips: ClassVar[bool] = False  # as PerVideoMetric's
 
     @abstractmethod
-    def score_pair(self, reference: torch.Tensor, candidate: torch.Tensor) -> float: ...
+    def score_pair(self, reference: Any, candidate: Any) -> float: ...
 
     def evaluate(self, inputs: MetricInputs) -> MetricResult:
         scores: dict[str, float] = {}
@@ -191,5 +226,8 @@ class PairedMetric(Metric):
                     f"{self.name}: reference {ref_video.path} and candidate {cand_video.path} differ in shape "
                     f"(frames x channels x height x width: {tuple(ref.shape)} vs {tuple(cand.shape)}); "
                     "set 'resize: [height, width]' in the protocol, or use videos of the same size and length")
-            scores[cand_video.label] = self.score_pair(ref, cand)
+            if self.reads_frame_clips:
+                scores[cand_video.label] = self.score_pair(ref, cand)
+            else:
+                scores[cand_video.label] = self.score_pair(_whole(ref), _whole(cand))
         return _mean_result(scores, self.name)

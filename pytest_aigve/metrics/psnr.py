@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 import torch
 
 from ..gate import Tolerance
-from .base import PairedMetric, ParamSpec
+from ..videos.prepare import Clip, frame_blocks
+from .base import PairedMetric, ParamSpec, pixel_threads
 
 
 def _positive_float(value: Any) -> float:
@@ -32,8 +33,17 @@ class PSNR(PairedMetric):
         "max_db": ParamSpec(100.0, _positive_float, "cap for identical frames, in dB"),
     }
 
-    def score_pair(self, reference: torch.Tensor, candidate: torch.Tensor) -> float:
-        mse = (reference - candidate).pow(2).mean(dim=(1, 2, 3))
+    reads_frame_clips: ClassVar[bool] = True
+
+    def score_pair(self, reference: Clip, candidate: Clip) -> float:
+        # float64, a cache-sized block of rows at a time: per-frame sums of squared errors are all that is kept
+        # (sums of integer squares are exact in float64, so the block order does not change a uint8 clip's value)
+        frames, channels, height, width = (int(n) for n in reference.shape)
+        sse = torch.zeros(frames, dtype=torch.float64, device=reference.device)
+        with pixel_threads(reference.device):
+            for (start, x), (_, y) in zip(frame_blocks(reference), frame_blocks(candidate), strict=True):
+                sse[start: start + x.shape[0]] += (x - y).square_().sum(dim=(1, 2, 3))
+        mse = sse / (channels * height * width)
         max_db = float(self.options["max_db"])
         floor = 255.0**2 / 10 ** (max_db / 10)  # the MSE at which PSNR reaches the cap
         psnr = 10.0 * torch.log10(255.0**2 / mse.clamp_min(floor))
