@@ -25,22 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
-
-
-def blocks(seed: int, videos: int, frames: int, dim: int, shift: float) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    base = rng.gamma(2.0, 0.15, size=(videos, 1, dim))
-    return [np.abs(base[v] + rng.normal(shift, 0.05, size=(frames, dim))) for v in range(videos)]
+from _common import blocks, cpu_name  # benchmarks/ is on sys.path when run as a script
 
 
 def inception_seconds_per_frame(frames: int, size: int) -> dict[str, float]:

@@ -13,7 +13,6 @@ of the clips (ddof 0, as cd-fvd), computed exactly from each path's features.
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,16 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
+from _common import cpu_name  # benchmarks/ is on sys.path when run as a script
 
 
 def synthetic_clips(count: int, frames: int, size: int, seed: int = 0) -> np.ndarray:

@@ -16,27 +16,11 @@ import argparse
 import os
 import platform
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
-
-
-def blocks(seed: int, videos: int, frames: int, dim: int, shift: float) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    base = rng.gamma(2.0, 0.15, size=(videos, 1, dim))
-    return [np.abs(base[v] + rng.normal(shift, 0.05, size=(frames, dim))) for v in range(videos)]
+from _common import blocks, cpu_name  # benchmarks/ is on sys.path when run as a script
 
 
 def main() -> None:

@@ -170,17 +170,24 @@ PIXEL_CPU_THREADS = 1
 
 
 @contextlib.contextmanager
-def pixel_threads(device: torch.device) -> Iterator[None]:
-    """torch's intra-op threads set to PIXEL_CPU_THREADS inside the block on the CPU, restored after it."""
-    if device.type != "cpu":
-        yield
-        return
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op (and BLAS) threads set to `count` inside the block, restored after it."""
     before = torch.get_num_threads()
-    torch.set_num_threads(PIXEL_CPU_THREADS)
+    torch.set_num_threads(count)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def pixel_threads(device: torch.device) -> Iterator[None]:
+    """PIXEL_CPU_THREADS inside the block on the CPU; other devices unchanged."""
+    if device.type != "cpu":
+        yield
+        return
+    with torch_threads(PIXEL_CPU_THREADS):
+        yield
 
 
 def _whole(clip: Clip) -> torch.Tensor:

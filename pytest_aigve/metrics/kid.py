@@ -29,8 +29,7 @@ instead of 3 s. On a CUDA device it runs there. The per-subset and per-resample 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -38,7 +37,7 @@ import torch
 
 from ..errors import MetricError
 from ..features.backbones import InceptionBackbone
-from .base import MetricInputs, MetricResult, ParamSpec
+from .base import MetricInputs, MetricResult, ParamSpec, torch_threads
 from .distribution import BACKBONE_PARAMS, DistributionMetric, positive_int
 
 # float64 kernel entries held in memory at once (2^25: 256 MB). Below it the three kernel matrices of the whole
@@ -52,17 +51,6 @@ def _seed(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"must be an integer >= 0, got {value!r}")
     return value
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """torch's intra-op (and BLAS) threads set to `count` inside the block, restored after it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def poly_kernel(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
