@@ -35,36 +35,7 @@ CPU = torch.device("cpu")
 NATIVE = ClipProtocol(frames=None)
 LAVIE = Path("/work/shared/data/aigve_toy_lavie/evaluate")
 
-PEAK_RSS_SCRIPT = """
-import json, resource, sys
-import numpy as np, torch
-from pytest_aigve.metrics.registry import MetricRegistry
-from pytest_aigve.protocol import ClipProtocol
-from pytest_aigve.videos.prepare import clip_frames
-def peak_kib():
-    # VmHWM: this process's own peak. ru_maxrss also carries the parent's peak across fork/vfork + exec
-    # (Linux keeps signal->maxrss), so a large parent would hide the child's number
-    try:
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-frames, height, width = (int(arg) for arg in sys.argv[1:4])
-rng = np.random.default_rng(0)
-reference = np.empty((frames, height, width, 3), dtype=np.uint8)
-for index in range(frames):  # a frame at a time: no clip-sized temporary before the measurement
-    reference[index] = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-candidate = reference.copy()
-candidate[:, ::2] //= 2
-cls = MetricRegistry().get("ssim")
-metric = cls(cls.validate_params({}), torch.device("cpu"))
-before = peak_kib()
-value = metric.score_pair(clip_frames(reference, ClipProtocol(frames=None), torch.device("cpu")),
-                          clip_frames(candidate, ClipProtocol(frames=None), torch.device("cpu")))
-print(json.dumps({"value": value, "before_kib": before,
-                  "peak_kib": peak_kib(),
-                  "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
-"""
+PEAK_MEMORY_SCRIPT = Path(__file__).with_name("ssim_peak_memory.py")
 
 
 def metric(name: str) -> Any:
@@ -169,7 +140,7 @@ def compare(label: str, reference: np.ndarray, candidate: np.ndarray, repeats: i
 
 def peak_rss(frames: int, height: int, width: int) -> dict[str, Any]:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT, str(frames), str(height), str(width)],
+    done = subprocess.run([sys.executable, str(PEAK_MEMORY_SCRIPT), str(frames), str(height), str(width)],
                           capture_output=True, text=True, check=True)
     found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     found["seconds"] = time.perf_counter() - started

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -204,42 +203,11 @@ def test_metrics_that_do_not_read_frame_clips_still_get_whole_float64_tensors(od
 
 # A 720p x 48-frame SSIM pair, in a fresh interpreter whose own peak RSS (VmHWM) is read. The two uint8 clips are
 # 265 MB; float64 copies of both whole clips alone would be 2.1 GB (and conv2d's im2col 11x more per frame).
-PEAK_RSS_SCRIPT = textwrap.dedent("""
-    import json, resource, sys
-    import numpy as np, torch
-    from pytest_aigve.metrics.registry import MetricRegistry
-    from pytest_aigve.protocol import ClipProtocol
-    from pytest_aigve.videos.prepare import clip_frames
-
-    def peak_kib():
-        # VmHWM: this process's own peak. ru_maxrss also carries the parent's peak across fork/vfork + exec
-        # (Linux keeps signal->maxrss), so a large parent would hide the child's number
-        try:
-            with open("/proc/self/status") as status:
-                return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-        except OSError:
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    frames, height, width = (int(arg) for arg in sys.argv[1:4])
-    rng = np.random.default_rng(0)
-    reference = np.empty((frames, height, width, 3), dtype=np.uint8)
-    for index in range(frames):  # a frame at a time: no clip-sized temporary before the measurement
-        reference[index] = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    candidate = reference.copy()
-    candidate[:, ::2] //= 2  # a different clip without a second random draw
-    cls = MetricRegistry().get("ssim")
-    metric = cls(cls.validate_params({}), torch.device("cpu"))
-    protocol = ClipProtocol(frames=None)
-    before = peak_kib()
-    value = metric.score_pair(clip_frames(reference, protocol, torch.device("cpu")),
-                              clip_frames(candidate, protocol, torch.device("cpu")))
-    peak = peak_kib()
-    print(json.dumps({"value": value, "before_kib": before, "peak_kib": peak,
-                      "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
-""")
+PEAK_MEMORY_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ssim_peak_memory.py"
 
 
 def peak_rss(frames: int, height: int, width: int) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT, str(frames), str(height), str(width)],
+    done = subprocess.run([sys.executable, str(PEAK_MEMORY_SCRIPT), str(frames), str(height), str(width)],
                           capture_output=True, text=True, check=True, timeout=120)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
