@@ -192,8 +192,6 @@ class SuiteInputs(MetricInputs):
         total = len(videos)
         found = self.ctx.features.features(videos, self.check.protocol, backbone, skip, announce)
         self.used[video_set.name] = [video.label for video, _ in found]
-        for video, _ in found:
-            self._note(video_set.name, video, self.ctx.clips.notes(video, self.check.protocol))
         computed = self.ctx.features.stats.computed - computed_before
         self.features_computed += computed
         self.features_cached += len(found) - computed
@@ -203,6 +201,7 @@ class SuiteInputs(MetricInputs):
             self.cache_warnings.append(self.ctx.features.disk_problem)
         info = backbone.describe()  # the counts over all of the check's sets are added by evaluate_check
         for video, _ in found:
+            self._note(video_set.name, video, self.ctx.clips.notes(video, self.check.protocol))
             self._note_resolution(video)
         return [features for _, features in found], info
 
@@ -303,15 +302,17 @@ def _clip_round_off(metric: Metric, result: MetricResult) -> None:
     """A value a hair outside the metric's range (FID of identical sets: -2e-10) is round-off: the value is
     clipped, like its interval, so the two agree; the raw value stays in the details. Further out is a bug."""
     low, high = metric.value_range
-    for bound, outside in ((low, low is not None and result.value < low), (high, high is not None and
-                                                                          result.value > high)):
-        if not outside or bound is None:
-            continue
-        if abs(result.value - bound) > ROUND_OFF * max(1.0, abs(bound)):
-            raise MetricError(f"{metric.name} = {result.value!r} is outside its range [{low}, {high}]; this is "
-                              "not round-off, so it is not reported as a score")
-        result.details["unclipped_value"] = result.value
-        result.value = float(bound)
+    if low is not None and result.value < low:
+        bound = low
+    elif high is not None and result.value > high:
+        bound = high
+    else:
+        return
+    if abs(result.value - bound) > ROUND_OFF * max(1.0, abs(bound)):
+        raise MetricError(f"{metric.name} = {result.value!r} is outside its range [{low}, {high}]; this is "
+                          "not round-off, so it is not reported as a score")
+    result.details["unclipped_value"] = result.value
+    result.value = float(bound)
 
 
 def _interval(metric: Metric, result: MetricResult, check: CheckSpec) -> Interval | None:
