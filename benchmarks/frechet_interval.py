@@ -32,15 +32,15 @@ def inception_seconds_per_frame(frames: int, size: int) -> dict[str, float]:
     """Seconds per frame of the TF-FID Inception forward (CPU, fp32), random weights, random uint8 frames."""
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
+    from pytest_aigve import files
     from pytest_aigve.features.backbones import InceptionBackbone
-    from pytest_aigve.features.weights import _HASHES, REGISTRY, REHASH_ENV, file_sha256
-    from pytest_aigve.metrics.distribution import BACKBONE_PARAMS
+    from pytest_aigve.features.weights import REGISTRY, file_sha256
     from pytest_aigve.random_weights import write_inception
 
     out: dict[str, float] = {}
     clip = torch.randint(0, 256, (frames, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory() as folder:
-        os.environ["AIGVE_CACHE_DIR"] = str(Path(folder) / "cache")  # the hash memo goes here, not the user's cache
+        memo = Path(folder) / "cache"  # the hash memo goes here, not the user's cache
         path = write_inception(Path(folder), seed=0)
         assert path.name == REGISTRY["inception"].filename
         reference = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
@@ -54,19 +54,17 @@ def inception_seconds_per_frame(frames: int, size: int) -> dict[str, float]:
                     reference(images[first: first + batch])
                 out[f"torch-fidelity extractor, batch {batch}"] = (time.perf_counter() - start) / frames
         # the weights hash: a full SHA-256 read (AIGVE_REHASH_WEIGHTS=1) against the memo a later run finds
-        os.environ[REHASH_ENV] = "1"
         start = time.perf_counter()
-        file_sha256(path)
+        file_sha256(path, rehash=True, memo_dir=memo)
         rehash_s = time.perf_counter() - start
-        del os.environ[REHASH_ENV]
-        _HASHES.clear()  # as in a new process
+        files._DIGESTS.clear()  # as in a new process
         start = time.perf_counter()
-        file_sha256(path)
+        file_sha256(path, memo_dir=memo)
         print(f"weights sha256 of {path.stat().st_size / 1e6:.0f} MB: hashed {rehash_s * 1000:.0f} ms, "
               f"remembered (next run) {(time.perf_counter() - start) * 1000:.1f} ms")
-        default_batch = int(BACKBONE_PARAMS["batch_size"].default)
+        default_batch = InceptionBackbone.default_batch_size
         start = time.perf_counter()
-        backbone = InceptionBackbone(path, file_sha256(path), torch.device("cpu"), batch_size=default_batch)
+        backbone = InceptionBackbone(path, file_sha256(path, memo_dir=memo), torch.device("cpu"))
         backbone.extract([clip])  # includes building the network from the file, as a cold check does
         out[f"pytest-aigve InceptionBackbone (build + extract), batch {default_batch}"] = \
             (time.perf_counter() - start) / frames

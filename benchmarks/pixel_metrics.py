@@ -4,7 +4,7 @@ pair in a fresh interpreter.
 
 Frames: a seeded synthetic 720p clip (a moving scene upscaled, plus noise for the candidate), and two real LaVie
 clips from /work/shared/data/aigve_toy_lavie when present. Timings are the best of --repeats runs (the machine
-may be shared); ours reads uint8 FrameClips, as the runner gives them.
+may be shared); ours reads uint8 FrameClips, as the engine gives them.
 
     python benchmarks/pixel_metrics.py [--frames 8] [--repeats 3]
 """

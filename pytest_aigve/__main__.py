@@ -4,7 +4,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+from .paths import Environment, from_environment
+
+
+def environment() -> Environment:
+    """The AIGVE_* environment variables: the one place the command line reads them."""
+    return from_environment(os.environ)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,19 +69,19 @@ def main(argv: list[str] | None = None) -> int:
         for path in make_quickstart_videos(args.folder):
             print(path)
         return 0
+    env = environment()
     if args.command == "weights":
         from .features import weights as registry
 
         if args.action == "list":
-            return registry.cli_list(args.dir)
+            return registry.cli_list(args.dir or env.weights_dir)
         if args.action == "random":
             from .random_weights import cli_random
 
             return cli_random(args.dir, args.seed)
-        return registry.cli_fetch(args.names, args.dir, args.mirror, args.force)
-    from .paths import default_cache_dir
-
-    folder = args.dir or default_cache_dir()
+        return registry.cli_fetch(args.names, args.dir or env.weights_dir, args.mirror, args.force,
+                                  env.cache_dir, env.rehash_weights)
+    folder = args.dir or env.cache_dir
     if args.action == "path":
         print(folder)
         return 0

@@ -11,16 +11,15 @@ import contextlib
 import datetime
 import json
 import math
-import os
 import re
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import AigveError
+from .files import write_atomic
 
 BASELINE_SCHEMA = "pytest-aigve/baseline/1"
 DEFAULT_BASELINE_DIR = ".aigve/baselines"
@@ -202,15 +201,7 @@ def keep_in_history(path: Path, keep: int = HISTORY_KEEP) -> Path | None:
     while target.exists():  # two saves within one second
         counter += 1
         target = folder / f"{stamp}-{counter}.json"
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-    try:  # written in full, then renamed: a crash never leaves a half version behind
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomic(target, data)  # a crash never leaves a half version behind
     history = baseline_history(path)
     for old in history[:max(len(history) - keep, 0)]:
         old.unlink(missing_ok=True)
@@ -221,8 +212,6 @@ def save_baseline(path: Path, name: str, records: list[dict[str, Any]], environm
                   keep_others: Baseline | None) -> Baseline:
     """Write this run's scores (items that produced a value); scores of checks that did not run are kept, and the
     previous file goes to the baseline's history folder (at most HISTORY_KEEP versions)."""
-    from .report.results import write_atomic
-
     scores = dict(keep_others.scores) if keep_others else {}
     for record in records:
         if record.get("value") is not None and record.get("fingerprint"):

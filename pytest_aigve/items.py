@@ -7,16 +7,14 @@ baseline tolerance, point or interval (a *failure*, or a warning for `warn: true
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .baseline import fingerprint, fingerprint_diff, score_key
+from .baseline import fingerprint_diff, score_key
 from .errors import AigveError
 from .gate import (
-    MIN_SHARED_VIDEOS,
     BaselineScore,
     GatePolicy,
     GateResult,
@@ -28,12 +26,14 @@ from .gate import (
     worst_first,
 )
 from .metrics.registry import MetricRegistry
-from .records import RECORD_ATTRIBUTE, ItemRecord
-from .runner import WORST_VIDEOS, CheckResult, EvalContext, evaluate_check, worst_video_strips
+from .records import RECORD_ATTRIBUTE, ItemRecord, fill_record, gate_properties
+from .report.thumbnails import WORST_VIDEOS, worst_video_strips
 from .runtime import AigveRuntime
 from .safetext import printable
-from .stats import paired_set_delta
 from .suite import CheckSpec, Suite, load_suite
+
+if TYPE_CHECKING:
+    from .engine import CheckResult, EvalContext
 
 
 class ThresholdFailure(AssertionError):
@@ -55,7 +55,7 @@ class SuiteFile(pytest.File):
 
     def collect(self) -> list[CheckItem]:
         try:
-            suite = load_suite(self.path, self.registry)
+            suite = load_suite(self.path, self.registry, device_type=self.runtime.device_type)
         except AigveError as exc:
             raise self.CollectError(printable(str(exc))) from None
         unmatched = self._baseline_unmatched(suite)
@@ -87,7 +87,7 @@ class CheckItem(pytest.Item):
         self.record = ItemRecord(
             nodeid=self.nodeid, suite=suite.name, suite_file=str(suite.path), check=check.id,
             metric=check.metric, sets=list(check.sets), higher_is_better=self.higher_is_better,
-            inputs=metric_cls.inputs,
+            inputs=metric_cls.spec.kind,
             threshold=check.threshold.to_dict(), protocol=check.protocol.to_dict(), params=dict(check.params),
             line=check.line, set_sizes={name: len(suite.sets[name].videos) for name in check.sets},
             precision=metric_cls.precision, on_missing_baseline=suite.on_missing_baseline,
@@ -102,8 +102,11 @@ class CheckItem(pytest.Item):
 
     def setup(self) -> None:
         try:
+            from .engine import evaluate_check
+
             self.record.device = str(self.context.device)
-            self.result = evaluate_check(self.suite, self.check, self.context)
+            self.record.decode_workers = self.context.decode_workers
+            self.result = evaluate_check(self.suite, self.check, self.context, self.runtime.needs_interval(self.check))
         except AigveError as exc:
             self.record.message = str(exc)
             pytest.fail(printable(f"{self.check.id}: cannot compute {self.check.metric}: {exc}"), pytrace=False)
@@ -138,53 +141,9 @@ class CheckItem(pytest.Item):
         pytest.fail(f"{self.check.id}: {message}", pytrace=False)
 
     def _record_result(self, outcome: CheckResult) -> None:
-        record, result = self.record, outcome.result
-        record.value = result.value
-        record.per_video = result.per_video
-        record.details = {k: v for k, v in result.details.items() if k != "backbone"}
-        if "backbone" in result.details:
-            record.backbone = result.details["backbone"]
-            record.precision = record.backbone["precision"]
-        record.warnings = list(result.warnings)
-        record.videos_used = outcome.videos_used
-        record.video_notes = outcome.video_notes
-        if result.samples is not None:
-            from .features import content_sha256
-
-            candidates = {video.label: video for video in self.suite.sets[self.check.sets[-1]].videos}
-            record.video_hashes = {label: content_sha256(candidates[label].path)
-                                   for label in result.samples.candidate if label in candidates}
-        videos = [cand for _, cand in self.check.pairs] + [ref for ref, _ in self.check.pairs] if self.check.pairs \
-            else [video for name in self.check.sets for video in self.suite.sets[name].videos]
-        for video in videos:
-            if video.prompt and video.label in result.per_video:
-                record.prompts.setdefault(video.label, video.prompt)
-        record.videos_skipped = [{"video": s.label, "reason": s.reason} for s in outcome.skipped]
-        record.resolution = outcome.resolution
-        record.timings["compute_s"] = round(outcome.seconds, 4)
-        record.thumbnails = outcome.thumbnails
-        record.interval = None if outcome.interval is None else outcome.interval.to_dict()
-        record.timings["bootstrap_s"] = round(outcome.bootstrap_seconds, 4)
-        record.timings["decode_s"] = round(outcome.decode_seconds, 4)
-        record.fingerprint = fingerprint(self.check.metric, dict(self.check.params), self.check.protocol.to_dict(),
-                                         record.backbone or None)
-        used = len(outcome.videos_used[self.check.sets[-1]])  # videos of a one-set check, pairs of a paired one
-        self.user_properties.extend([
-            ("aigve.metric", self.check.metric),
-            ("aigve.value", repr(result.value)),
-            ("aigve.threshold", self.check.threshold.describe()),
-            ("aigve.higher_is_better", str(self.higher_is_better).lower()),
-            ("aigve.set_size", str(used)),
-            ("aigve.videos_skipped", str(len(outcome.skipped))),
-            ("aigve.protocol", json.dumps(self.check.protocol.to_dict(), sort_keys=True)),
-            ("aigve.device", self.record.device),
-            ("aigve.precision", self.record.precision),
-        ])
-        if record.backbone:
-            self.user_properties.extend([("aigve.backbone", record.backbone["name"]),
-                                         ("aigve.weights_sha256", record.backbone["weights_sha256"])])
-        for warning in record.warnings:
-            self.user_properties.append(("aigve.warning", warning))
+        metric_cls = self.runtime.registry.get(self.check.metric)
+        self.user_properties.extend(fill_record(self.record, outcome, self.suite, self.check,
+                                                metric_cls.score_params(self.check.params)))
 
     def _baseline_score(self) -> BaselineScore | None:
         found = self._baseline_entry()
@@ -197,37 +156,20 @@ class CheckItem(pytest.Item):
                              {str(k): float(v) for k, v in entry.get("per_video", {}).items()})
 
     def _paired_set_delta(self, policy: GatePolicy, resamples: int) -> PairedDelta | None:
-        """A set-level score against its baseline with the same videos: the baseline run's candidate features
-        are found in the feature cache by the content hashes the baseline kept; the paired bootstrap then draws
-        the same videos on both sides. Without them (another machine, a cleared cache), None: unpaired rules."""
+        """The set-level score against the baseline's with the same videos, where the feature cache still has the
+        baseline's (engine.paired); otherwise None and the unpaired rules apply."""
+        from .engine.paired import paired_set_comparison
+
         samples = self.result.result.samples if self.result is not None else None
         found = self._baseline_entry()
         if samples is None or found is None:
             return None
-        hashes: dict[str, str] = found[1].get("video_hashes", {})
-        shared = [label for label in samples.candidate if label in hashes]
-        if len(shared) < MIN_SHARED_VIDEOS:
-            return None
-        backbone = self.context.backbone(samples.request, self.suite.path.parent)
-        before = {}
-        for label in shared:
-            raw = self.context.features.cached(hashes[label], self.check.protocol, backbone)
-            if raw is not None:
-                before[label] = samples.prepare(raw)
-        if len(before) < MIN_SHARED_VIDEOS:
-            self.record.warnings.append(
-                f"not compared paired with the baseline: the features of its candidate videos are not in the "
-                f"feature cache ({len(before)} of {len(shared)} found); the unpaired interval is used. Keep the "
-                "feature cache between CI runs to compare paired")
-            return None
-        keys = [label for label in shared if label in before]
-        if max(sum(len(b) for b in samples.reference), sum(len(samples.candidate[k]) for k in keys)) > \
-                samples.reference[0].shape[1] > 1024:
-            return None  # as for the interval: an exact resample would cost a full eigen-decomposition
-        spec = policy.bootstrap
-        delta = paired_set_delta(samples.reference, [samples.candidate[k] for k in keys], [before[k] for k in keys],
-                                 samples.statistic, resamples, spec.level, spec.seed)
-        return PairedDelta(delta.mean, delta.low, delta.high, delta.shared, delta.level)
+        delta, warning = paired_set_comparison(self.context, samples, found[1].get("video_hashes", {}),
+                                               self.check.protocol, self.suite.path.parent, policy.bootstrap,
+                                               resamples)
+        if warning:
+            self.record.warnings.append(warning)
+        return delta
 
     def _max_drop(self) -> Tolerance | None:
         setting = self.check.policy.max_drop
@@ -267,9 +209,10 @@ class CheckItem(pytest.Item):
             self._gate_new_check(gate, policy.warn)
         record.gate = gate.to_dict()
         worst = worst_first(scores, record.per_video_baseline, self.higher_is_better)[:WORST_VIDEOS]
-        record.worst_videos = worst_video_strips(self.suite, self.check, self.context, worst)
+        if self.context.make_thumbnails:
+            record.worst_videos = worst_video_strips(self.suite, self.check, self.context.clips, worst)
         record.message = gate.message
-        self._gate_properties(gate)
+        self.user_properties.extend(gate_properties(record, gate))
         if gate.verdict == "fail":
             raise ThresholdFailure(gate.message)
         if gate.verdict == "warn":
@@ -292,21 +235,6 @@ class CheckItem(pytest.Item):
             gate.message = f"{gate.message}; {text} (on_missing_baseline: error)"
         else:
             self.record.warnings.append(text)
-
-    def _gate_properties(self, gate: GateResult) -> None:
-        interval = self.record.interval
-        self.user_properties.extend([
-            ("aigve.verdict", gate.verdict), ("aigve.status", gate.status), ("aigve.gate_mode", gate.mode),
-            ("aigve.interval", "" if interval is None else f"[{interval['low']!r}, {interval['high']!r}] "
-                                                          f"@{interval['level']}"),
-        ])
-        if gate.baseline is not None:
-            self.user_properties.extend([
-                ("aigve.baseline", gate.baseline.name), ("aigve.baseline_value", repr(gate.baseline.value)),
-                ("aigve.delta", repr(gate.delta)),
-                ("aigve.delta_pct", "" if gate.delta_pct is None else f"{gate.delta_pct:.4g}"),
-                ("aigve.tolerance", gate.tolerance),
-            ])
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
         if isinstance(excinfo.value, ThresholdFailure):

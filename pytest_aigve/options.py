@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from .baseline import DEFAULT_BASELINE_DIR, resolve_baseline_path
-from .paths import default_cache_dir
+from .paths import WEIGHTS_ENV, from_environment
 
 DEFAULT_SUITE_PATTERNS = ["aigve_*.yaml", "aigve_*.yml", "*.aigve.yaml", "*.aigve.yml"]
 DEFAULT_REPORT_DIR = "reports"
@@ -62,6 +62,9 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--aigve-report-url", default=None, metavar="URL",
                     help="where reviewers find the HTML report (e.g. the CI run's artifact page); linked from the "
                          "Markdown summary")
+    group.addoption("--aigve-decode-workers", default=None, metavar="N",
+                    help="videos decoded at once per process (default: the cores this process may use, divided "
+                         "among xdist workers)")
     parser.addini("aigve_suite_patterns", type="args", default=DEFAULT_SUITE_PATTERNS,
                   help="file name patterns collected as suites in normal collection")
 
@@ -79,9 +82,13 @@ class AigveOptions:
     allow_protocol_mismatch: bool
     device: str
     clip_cache_bytes: int
-    weights_dir: Path | None
-    allow_unverified_weights: bool
+    weights_dir: Path | None  # --aigve-weights-dir, else $AIGVE_WEIGHTS_DIR
+    weights_dir_source: str  # which of the two named weights_dir (weights.locate says so when a file is missing)
+    allow_unverified_weights: bool  # --aigve-allow-unverified-weights or $AIGVE_ALLOW_UNVERIFIED_WEIGHTS
+    rehash_weights: bool  # $AIGVE_REHASH_WEIGHTS: hash weights files again, ignoring the remembered digests
+    weights_memo_dir: Path  # where weights digests are remembered across runs: $AIGVE_CACHE_DIR, else ~/.cache/...
     feature_cache_dir: Path | None  # None: no on-disk feature cache
+    decode_workers: int | None  # --aigve-decode-workers; None: the cores this process may use / xdist workers
     report_url: str | None = None
 
     def is_suite(self, path: Path) -> bool:
@@ -121,6 +128,8 @@ def options_from_config(config: pytest.Config) -> AigveOptions:
     save_path = baseline_dir / f"{save_opt}.json" if save_opt else (baseline_path if update else None)
     report_dir_opt = config.getoption("aigve_report_dir")
     report_dir = invocation_dir / report_dir_opt if report_dir_opt else config.rootpath / DEFAULT_REPORT_DIR
+    environment = from_environment(os.environ)  # the only place the plugin reads AIGVE_* variables
+    weights_dir = _optional_dir(config.getoption("aigve_weights_dir"), invocation_dir)
     return AigveOptions(
         suites=tuple(dict.fromkeys(suites)),
         patterns=tuple(config.getini("aigve_suite_patterns")),
@@ -133,11 +142,15 @@ def options_from_config(config: pytest.Config) -> AigveOptions:
         allow_protocol_mismatch=config.getoption("aigve_allow_protocol_mismatch"),
         device=device,
         clip_cache_bytes=cache_mb * 1024 * 1024,
-        weights_dir=_optional_dir(config.getoption("aigve_weights_dir"), invocation_dir),
+        weights_dir=weights_dir or environment.weights_dir,
+        weights_dir_source="--aigve-weights-dir" if weights_dir else WEIGHTS_ENV,
         allow_unverified_weights=config.getoption("aigve_allow_unverified_weights")
-        or os.environ.get("AIGVE_ALLOW_UNVERIFIED_WEIGHTS", "") not in ("", "0"),
+        or environment.allow_unverified_weights,
+        rehash_weights=environment.rehash_weights,
+        weights_memo_dir=environment.cache_dir,
         feature_cache_dir=None if config.getoption("aigve_no_cache") else (
-            _optional_dir(config.getoption("aigve_cache_dir"), invocation_dir) or default_cache_dir()),
+            _optional_dir(config.getoption("aigve_cache_dir"), invocation_dir) or environment.cache_dir),
+        decode_workers=_decode_workers(config.getoption("aigve_decode_workers")),
         report_url=_report_url(config.getoption("aigve_report_url")),
     )
 
@@ -148,6 +161,19 @@ def _report_url(value: str | None) -> str | None:
     if not re.match(r"^https?://[^\s()<>]+$", value):
         raise pytest.UsageError(f"--aigve-report-url {value!r}: give an http(s) URL without spaces or parentheses")
     return value
+
+
+def _decode_workers(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        workers = int(value)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise pytest.UsageError(f"--aigve-decode-workers {value!r}: expected a whole number >= 1 (or leave it out: "
+                                "the cores this process may use, divided among xdist workers)")
+    return workers
 
 
 def _optional_dir(value: str | None, invocation_dir: Path) -> Path | None:

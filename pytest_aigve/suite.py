@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from .errors import ParamError, SuiteError
 from .gate import GATE_MODES, BootstrapSpec, GatePolicy, PerVideoBounds, Threshold, Tolerance
+from .metrics.base import Metric
 from .metrics.registry import MetricRegistry
 from .protocol import ClipProtocol, protocol_from_mapping
 from .videos import sources
@@ -105,9 +106,11 @@ def _attempt(problems: list[SuiteError] | None, load: Callable[[], T], fallback:
         return fallback
 
 
-def load_suite(path: Path, registry: MetricRegistry, problems: list[SuiteError] | None = None) -> Suite:
+def load_suite(path: Path, registry: MetricRegistry, problems: list[SuiteError] | None = None,
+               device_type: str | None = None) -> Suite:
     """Parse and validate a suite. With `problems`, every independent part (protocol, defaults, each set, each
-    check) is tried and its error collected instead of raised: what `python -m pytest_aigve validate` shows."""
+    check) is tried and its error collected instead of raised: what `python -m pytest_aigve validate` shows.
+    `device_type` (cpu, cuda; None: not known) lets precisions the device cannot run be errors here."""
     path = Path(path)
     data = load_marked_yaml(path)
     if data is None:
@@ -129,7 +132,7 @@ def load_suite(path: Path, registry: MetricRegistry, problems: list[SuiteError] 
     video_sets = _load_sets(path, _mapping(path, root["video_sets"], root.line_of("video_sets"), "'video_sets'"),
                             problems, broken_sets)
     checks = _load_checks(path, root, video_sets, protocol, on_bad_video, registry, policy, metric_policies,
-                          problems, broken_sets)
+                          problems, broken_sets, device_type)
     name = str(root.get("suite", path.name))
     return Suite(path, name, str(root.get("description", "")), protocol, video_sets, checks, on_missing_baseline)
 
@@ -244,7 +247,7 @@ def _uses_broken_set(check: Any, broken: set[str]) -> bool:
 def _load_checks(path: Path, root: MarkedDict, sets: Mapping[str, VideoSet], protocol: ClipProtocol,
                  on_bad_video: str, registry: MetricRegistry, policy: GatePolicy,
                  metric_policies: Mapping[str, GatePolicy], problems: list[SuiteError] | None = None,
-                 broken_sets: set[str] | None = None) -> tuple[CheckSpec, ...]:
+                 broken_sets: set[str] | None = None, device_type: str | None = None) -> tuple[CheckSpec, ...]:
     section = root["checks"]
     if not isinstance(section, list) or not section:
         raise SuiteError(path, root.line_of("checks"), "'checks' must be a non-empty list of checks")
@@ -257,7 +260,7 @@ def _load_checks(path: Path, root: MarkedDict, sets: Mapping[str, VideoSet], pro
         def load(index: int = index, raw: Any = raw) -> CheckSpec:
             check = _mapping(path, raw, section.line_of(index), f"check #{index + 1}")  # type: ignore[attr-defined]
             metric_policy = metric_policies.get(str(check.get("metric")), policy)
-            spec = _load_check(path, check, sets, protocol, on_bad_video, registry, metric_policy)
+            spec = _load_check(path, check, sets, protocol, on_bad_video, registry, metric_policy, device_type)
             if spec.id in first_line:
                 raise SuiteError(path, check.line, f"duplicate check '{spec.id}' (first on line "
                                                    f"{first_line[spec.id]}); give one of them a distinct 'name'")
@@ -271,7 +274,8 @@ def _load_checks(path: Path, root: MarkedDict, sets: Mapping[str, VideoSet], pro
 
 
 def _load_check(path: Path, check: MarkedDict, sets: Mapping[str, VideoSet], protocol: ClipProtocol,
-                on_bad_video: str, registry: MetricRegistry, gate_defaults: GatePolicy) -> CheckSpec:
+                on_bad_video: str, registry: MetricRegistry, gate_defaults: GatePolicy,
+                device_type: str | None = None) -> CheckSpec:
     _unknown_key(path, check, CHECK_KEYS, "check")
     if "metric" not in check:
         raise SuiteError(path, check.line, "check has no 'metric'")
@@ -289,7 +293,7 @@ def _load_check(path: Path, check: MarkedDict, sets: Mapping[str, VideoSet], pro
     except ParamError as exc:
         line = params_raw.line_of(exc.key) if exc.key in params_raw else check.line_of("params")
         raise SuiteError(path, line, f"{where}: {exc}") from None
-    if metric_cls.inputs in ("paired", "sets"):
+    if metric_cls.spec.kind in ("paired", "sets"):
         if "set" in check or "reference" not in check or "candidate" not in check:
             raise SuiteError(path, check.line, f"{where}: metric '{metric_name}' compares two sets; "
                                                "give 'reference' and 'candidate' (not 'set')")
@@ -306,6 +310,13 @@ def _load_check(path: Path, check: MarkedDict, sets: Mapping[str, VideoSet], pro
     overrides = metric_cls.protocol_overrides(params)
     if overrides:
         check_protocol = _protocol(path, MarkedDict(overrides), check_protocol, f"{where}: params")
+    _check_requirements(path, check, params_raw, metric_cls, params, check_protocol, registry, device_type, where)
+    if metric_cls.spec.needs_prompts:
+        for set_name in set_names:
+            if not any(video.prompt for video in sets[set_name].videos):
+                raise SuiteError(path, check.line, f"{where}: metric '{metric_name}' needs the prompt of each video, "
+                                                   f"and set '{set_name}' has none; define it from annotations with "
+                                                   "prompts (see README, video sets)")
     policy = _bad_video_policy(path, check, on_bad_video)
     low, high = _number(path, check, "min"), _number(path, check, "max")
     if low is not None and high is not None and low > high:
@@ -316,7 +327,7 @@ def _load_check(path: Path, check: MarkedDict, sets: Mapping[str, VideoSet], pro
     item_id = name or f"{metric_name}[{'-vs-'.join(set_names)}]"
     pairs: list[tuple[Video, Video]] = []
     unpaired: list[SkippedVideo] = []
-    if metric_cls.inputs == "paired":
+    if metric_cls.spec.kind == "paired":
         try:
             pairs, unpaired = sources.pair_sets(sets[set_names[0]], sets[set_names[1]])
         except ParamError as exc:
@@ -332,6 +343,21 @@ def _load_check(path: Path, check: MarkedDict, sets: Mapping[str, VideoSet], pro
     gate = _policy(path, check, gate_defaults, where)
     return CheckSpec(item_id, metric_name, set_names, params, Threshold(low, high), check_protocol, policy,
                      check.line, str(check.get("description", "")), tuple(pairs), tuple(unpaired), gate)
+
+
+def _check_requirements(path: Path, check: MarkedDict, params_raw: MarkedDict, metric_cls: type[Metric],
+                        params: Mapping[str, Any], protocol: ClipProtocol, registry: MetricRegistry,
+                        device_type: str | None, where: str) -> None:
+    """What the metric and its backbones need that the check does not give (frames, a precision the device
+    cannot run, an unknown backbone): an error at the line to change, before anything is decoded."""
+    for key, problem in metric_cls.requirement_problems(params, protocol, registry.backbones, device_type):
+        if key is not None and key in params_raw:
+            line = params_raw.line_of(key)
+        elif key is None and "protocol" in check:
+            line = check.line_of("protocol")
+        else:
+            line = check.line
+        raise SuiteError(path, line, f"{where}: {problem}")
 
 
 def _nonnegative(path: Path, mapping: MarkedDict, key: str, where: str) -> float | None:

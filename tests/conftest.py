@@ -3,19 +3,18 @@ snapshot sys.modules, and C extensions first imported inside such a run break th
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import av  # noqa: F401
-import numpy as np
+import numpy  # noqa: F401
 import pytest
 import torch  # noqa: F401
 
 from pytest_aigve.examples import degrade, moving_scene, write_video
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from .helpers import SUITE, VideoFactory, make_videos
 
-VideoFactory = Callable[..., Path]
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @pytest.fixture
@@ -39,10 +38,12 @@ def make_video(tmp_path: Path) -> VideoFactory:
     return factory
 
 
-def indexed_frames(count: int, size: tuple[int, int] = (32, 32)) -> np.ndarray:
-    """Frame i is a flat grey of level 8*i: the decoded brightness tells which source frame it was."""
-    levels = (np.arange(count) * 8 + 8).astype(np.uint8)
-    return np.broadcast_to(levels[:, None, None, None], (count, *size, 3)).copy()
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> Path:
+    """A pytester project: the suite helpers.SUITE (aigve_demo.yaml) over two reference and two generated videos."""
+    make_videos(pytester.path)
+    pytester.makefile(".yaml", aigve_demo=SUITE)
+    return pytester.path
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pytest_aigve.videos.cache import ClipCache
 from pytest_aigve.videos.decode import decode_clip
 from pytest_aigve.videos.sources import Video
 
-from .conftest import indexed_frames
+from .helpers import indexed_frames
 
 
 def source_indices(frames: np.ndarray) -> list[int]:

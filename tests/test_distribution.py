@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from pytest_aigve.engine import EvalContext, evaluate_check
 from pytest_aigve.errors import MetricError
 from pytest_aigve.features.backbones import BACKBONES, Backbone
 from pytest_aigve.features.weights import REGISTRY, file_sha256
 from pytest_aigve.metrics.registry import MetricRegistry
 from pytest_aigve.protocol import ClipProtocol
-from pytest_aigve.runner import EvalContext, evaluate_check
 from pytest_aigve.stats import frechet_distance
 from pytest_aigve.suite import load_suite
 from pytest_aigve.videos.cache import ClipCache
@@ -40,7 +40,7 @@ def real_clips(shared: Path, protocol: ClipProtocol, count: int, offset: int = 0
 
 
 def run_checks(folder: Path, suite_text: str, weights: Path, names: list[str]) -> dict[str, Any]:
-    """Evaluate checks through the runner, exactly as the items do."""
+    """Evaluate checks through the engine, exactly as the items do."""
     path = folder / "suite.yaml"
     path.write_text(suite_text)
     registry = MetricRegistry()
@@ -180,7 +180,7 @@ checks:
     expected = cdfvd_distance(stats["ref"], stats["gen"])
     assert expected > 0
     assert ours.value == pytest.approx(expected, rel=1e-3)
-    assert ours.details["backbone"]["name"] == "videomae-v2" and ours.details["feature_dim"] == 176
+    assert ours.backbone.name == "videomae-v2" and ours.details["feature_dim"] == 176
 
 
 def test_r3d18_features_match_torchvision(random_weights: Path) -> None:
@@ -247,4 +247,4 @@ checks: [{metric: fid, reference: ref, candidate: gen}]
     assert any("fid on few samples (reference 4, candidate 4) with 2048-d features" in w and "KID" in w
                for w in result.warnings)
     assert any("UNVERIFIED" in w for w in result.warnings)  # random weights are not the published file
-    assert result.details["backbone"]["weights_check"].startswith("UNVERIFIED: RANDOM TEST WEIGHTS")
+    assert result.backbone.weights_check.startswith("UNVERIFIED: RANDOM TEST WEIGHTS")

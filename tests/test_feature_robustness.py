@@ -18,7 +18,7 @@ import torch
 
 from pytest_aigve.features import FeatureStore
 from pytest_aigve.features.backbones import Backbone
-from pytest_aigve.metrics.base import BackboneRequest, MetricInputs
+from pytest_aigve.features.weights import REGISTRY
 from pytest_aigve.metrics.kid import KID
 from pytest_aigve.protocol import ClipProtocol
 from pytest_aigve.stats import resample_blocks
@@ -27,6 +27,8 @@ from pytest_aigve.videos.decode import decode_clip
 from pytest_aigve.videos.prepare import clip_to_uint8
 from pytest_aigve.videos.sources import Video
 
+from .helpers import BlockInputs, inception_like_blocks
+
 CPU = torch.device("cpu")
 
 
@@ -34,7 +36,8 @@ class ChannelProfile(Backbone):
     """A stand-in backbone: per frame and channel, the mean of each of 16 row bands (enough bytes per entry to
     damage the payload without touching the file's header). Counts its forward passes."""
 
-    weights_key = "i3d"
+    key = "i3d"
+    weights_file = REGISTRY["i3d"]
     name = "channel-profile"
     input_description = "clip"
 
@@ -242,9 +245,9 @@ def test_cd_fvd_on_non_square_videos_equals_cd_fvd_from_decoded_frames(random_we
                                                                         make_video: Callable[..., Path]) -> None:
     from cdfvd.fvd import cdfvd
 
+    from pytest_aigve.engine import EvalContext, evaluate_check
     from pytest_aigve.features.weights import REGISTRY
     from pytest_aigve.metrics.registry import MetricRegistry
-    from pytest_aigve.runner import EvalContext, evaluate_check
     from pytest_aigve.stats import frechet_distance
     from pytest_aigve.suite import load_suite
 
@@ -276,30 +279,6 @@ checks:
 
 
 # --- KID: subset estimates equal torch-fidelity's; the interval is cheap ------------------------------------------
-
-
-class BlockInputs(MetricInputs):
-    """Feature blocks per video (rows: frames) for a set-level metric, without videos or a backbone."""
-
-    def __init__(self, blocks: dict[str, list[np.ndarray]]) -> None:
-        self.blocks = blocks
-
-    def clips(self) -> Any:
-        raise AssertionError("not used")
-
-    def pairs(self) -> Any:
-        raise AssertionError("not used")
-
-    def features(self, role: str, request: BackboneRequest) -> tuple[list[np.ndarray], dict[str, Any]]:
-        return self.blocks[role], {"name": "stand-in"}
-
-
-def inception_like_blocks(seed: int, videos: int, frames: int, dim: int = 2048, shift: float = 0.0
-                          ) -> list[np.ndarray]:
-    """Non-negative features (pool3 is after a ReLU and an average) with a per-video component."""
-    rng = np.random.default_rng(seed)
-    base = rng.gamma(2.0, 0.15, size=(videos, 1, dim))
-    return [np.abs(base[v] + rng.normal(shift, 0.05, size=(frames, dim))) for v in range(videos)]
 
 
 def torch_fidelity_kid(first: np.ndarray, second: np.ndarray, subsets: int, subset_size: int,

@@ -15,15 +15,9 @@ from pytest_aigve.metrics.fid import FID
 from pytest_aigve.metrics.fvd import FVD
 from pytest_aigve.stats import FrechetBootstrap, bootstrap_interval, frechet_distance_from_features, resample_blocks
 
-from .test_feature_robustness import BlockInputs as RobustnessBlockInputs
-from .test_feature_robustness import inception_like_blocks
+from .helpers import BlockInputs, inception_like_blocks
 
 CPU = torch.device("cpu")
-
-
-class BlockInputs(RobustnessBlockInputs):
-    def used_labels(self, role: str) -> list[str]:
-        return []  # no per-video labels: no paired samples
 
 
 def slow_resample(ref: list[np.ndarray], cand: list[np.ndarray], ddof: int, rng: np.random.Generator) -> float:
@@ -104,10 +98,8 @@ def test_metric_interval_equals_slow_interval(metric: type[FID] | type[FVD]) -> 
     cand = inception_like_blocks(10, videos=10, frames=3, dim=2048, shift=0.02)
     result = metric(metric.validate_params({}), CPU).evaluate(BlockInputs({"reference": ref, "candidate": cand}))
     assert result.resample is not None
-    ref_cut = [block[:, metric.feature_slice] for block in ref]
-    cand_cut = [block[:, metric.feature_slice] for block in cand]
     fast = bootstrap_interval(result.value, result.resample, 40, 0.95, 11)
-    slow = bootstrap_interval(result.value, lambda rng: slow_resample(ref_cut, cand_cut, metric.ddof, rng),
+    slow = bootstrap_interval(result.value, lambda rng: slow_resample(ref, cand, metric.ddof, rng),
                               40, 0.95, 11)
     assert fast.low == pytest.approx(slow.low, rel=1e-9)
     assert fast.high == pytest.approx(slow.high, rel=1e-9)
@@ -125,19 +117,19 @@ def test_interval_with_more_samples_than_large_dimensions() -> None:
 
 
 def test_weights_hash_is_remembered_across_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The digest is kept in the cache folder by (path, size, mtime); AIGVE_REHASH_WEIGHTS=1 hashes again."""
+    """The digest is kept in the memo folder by (path, size, mtime); rehash (AIGVE_REHASH_WEIGHTS=1) hashes again."""
     import hashlib
 
+    from pytest_aigve import files
     from pytest_aigve.features import weights
 
-    monkeypatch.setenv("AIGVE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv(weights.REHASH_ENV, raising=False)
-    monkeypatch.setattr(weights, "_HASHES", {})
+    memo_dir = tmp_path / "cache"
+    monkeypatch.setattr(files, "_DIGESTS", {})
     path = tmp_path / "w.pth"
     path.write_bytes(b"weights")
     truth = hashlib.sha256(b"weights").hexdigest()
-    assert weights.file_sha256(path) == truth
-    assert truth in (tmp_path / "cache" / weights.HASH_MEMO_NAME).read_text()
+    assert weights.file_sha256(path, memo_dir=memo_dir) == truth
+    assert truth in (memo_dir / weights.HASH_MEMO_NAME).read_text()
 
     calls: list[int] = []
     real_sha256 = hashlib.sha256
@@ -146,14 +138,12 @@ def test_weights_hash_is_remembered_across_runs(tmp_path: Path, monkeypatch: pyt
         calls.append(1)
         return real_sha256(*args)
 
-    monkeypatch.setattr(weights.hashlib, "sha256", counted)
-    monkeypatch.setattr(weights, "_HASHES", {})  # a new process
-    assert weights.file_sha256(path) == truth and not calls  # from the memo file
-    monkeypatch.setenv(weights.REHASH_ENV, "1")
-    assert weights.file_sha256(path) == truth and calls  # forced
-    monkeypatch.delenv(weights.REHASH_ENV)
+    monkeypatch.setattr(files.hashlib, "sha256", counted)
+    monkeypatch.setattr(files, "_DIGESTS", {})  # a new process
+    assert weights.file_sha256(path, memo_dir=memo_dir) == truth and not calls  # from the memo file
+    assert weights.file_sha256(path, rehash=True, memo_dir=memo_dir) == truth and calls  # forced
     calls.clear()
     stat = path.stat()
     path.write_bytes(b"other!!")  # same size, rewritten: a new mtime
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
-    assert weights.file_sha256(path) == real_sha256(b"other!!").hexdigest() and calls
+    assert weights.file_sha256(path, memo_dir=memo_dir) == real_sha256(b"other!!").hexdigest() and calls

@@ -15,7 +15,7 @@ from pytest_aigve.examples import degrade, moving_scene, write_video
 from pytest_aigve.gate import BaselineScore, GatePolicy, Threshold, Tolerance, evaluate_gate
 from pytest_aigve.stats import bootstrap_interval, frechet_distance_from_features, resample_blocks
 
-from .test_plugin import HTMLDigest
+from .helpers import HTMLDigest
 
 # --- the gate as a pure function ---------------------------------------------------------------------
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from pytest_aigve.engine import EvalContext, evaluate_check
 from pytest_aigve.metrics.registry import MetricRegistry
-from pytest_aigve.runner import EvalContext, evaluate_check
 from pytest_aigve.runtime import resolve_device
 from pytest_aigve.suite import load_suite
 from pytest_aigve.videos.cache import ClipCache

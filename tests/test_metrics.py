@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -13,38 +11,20 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from pytest_aigve.errors import MetricError, ParamError
 from pytest_aigve.examples import degrade, moving_scene
-from pytest_aigve.metrics.base import BackboneRequest, MetricInputs, PairedMetric, PerVideoMetric
-from pytest_aigve.metrics.registry import MetricRegistry
+from pytest_aigve.metrics.base import PairedMetric, PerVideoMetric
+from pytest_aigve.metrics.registry import BUILTIN_METRICS, MetricRegistry
+from pytest_aigve.metrics.testing import MemoryInputs
 from pytest_aigve.protocol import ClipProtocol
 from pytest_aigve.videos.decode import decode_clip
-from pytest_aigve.videos.sources import Video
 
 CPU = torch.device("cpu")
 
 
-class ArrayInputs(MetricInputs):
-    """Feeds uint8 arrays the way the runner does: (T, 3, H, W) float64 in [0, 255]."""
-
-    def __init__(self, clips: list[np.ndarray], references: list[np.ndarray] | None = None) -> None:
-        self.candidates = clips
-        self.references = references or []
-
-    @staticmethod
-    def _tensor(frames: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(frames).permute(0, 3, 1, 2).to(torch.float64)
-
-    def clips(self) -> Iterator[tuple[Video, torch.Tensor]]:
-        for index, clip in enumerate(self.candidates):
-            yield Video(Path(f"v{index}.mp4"), f"v{index}", f"v{index}.mp4"), self._tensor(clip)
-
-    def pairs(self) -> Iterator[tuple[Video, torch.Tensor, Video, torch.Tensor]]:
-        for index, (ref, cand) in enumerate(zip(self.references, self.candidates, strict=True)):
-            ref_video = Video(Path(f"r{index}.mp4"), f"v{index}", f"r{index}.mp4")
-            cand_video = Video(Path(f"c{index}.mp4"), f"v{index}", f"c{index}.mp4")
-            yield ref_video, self._tensor(ref), cand_video, self._tensor(cand)
-
-    def features(self, role: str, request: BackboneRequest) -> tuple[list[np.ndarray], dict[str, Any]]:
-        raise NotImplementedError("pixel metrics read clips, not features")
+def ArrayInputs(clips: list[np.ndarray], references: list[np.ndarray] | None = None) -> MemoryInputs:
+    """Feeds uint8 arrays as whole float64 tensors (T, 3, H, W) in [0, 255]: one set, or reference/candidate
+    pairs."""
+    roles = {"set": clips, "reference": references or [], "candidate": clips}
+    return MemoryInputs(roles, frame_clips=False)  # type: ignore[arg-type]
 
 
 def metric(name: str, **params: object):
@@ -147,11 +127,14 @@ PIXEL_METRICS = [name for name in MetricRegistry().names()
 
 def test_every_registered_metric_declares_its_contract() -> None:
     registry = MetricRegistry()
-    assert set(registry.names()) == {"flicker", "psnr", "ssim", "fid", "kid", "is", "fvd", "fvd_r3d18", "cd_fvd"}
+    assert registry.names() == sorted(BUILTIN_METRICS)
     for name in registry.names():
         cls = registry.get(name)
         assert cls.name == name and isinstance(cls.higher_is_better, bool) and cls.description
-        assert cls.inputs in ("single", "paired", "sets")
+        assert cls.spec.kind in ("single", "paired", "sets") and cls.spec.min_frames >= 1
+        for request in cls.backbone_requests(cls.validate_params({})):  # every backbone asked for exists
+            backbone = registry.backbones.get(request.key)
+            assert request.output is None or request.output in backbone.outputs
         with pytest.raises(ParamError) as info:
             cls.validate_params({"no_such_parameter": 1})
         assert info.value.key == "no_such_parameter" and name in str(info.value)
@@ -175,6 +158,6 @@ def test_pixel_metric_contract(name: str, clip_pairs) -> None:
     assert clean != pytest.approx(value)
     assert (clean > value) == cls.higher_is_better
     one_frame = [c[:1] for c in candidates]
-    if cls.min_frames > 1:
-        with pytest.raises(MetricError, match=f"needs at least {cls.min_frames} frames"):
+    if cls.spec.min_frames > 1:
+        with pytest.raises(MetricError, match=f"needs at least {cls.spec.min_frames} frames"):
             cls(cls.validate_params({}), CPU).evaluate(ArrayInputs(one_frame, [r[:1] for r in references]))

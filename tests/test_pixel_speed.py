@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,36 +17,23 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from pytest_aigve.examples import degrade, moving_scene
 from pytest_aigve.metrics import ssim as ssim_module
-from pytest_aigve.metrics.base import BackboneRequest, MetricInputs, PerVideoMetric
+from pytest_aigve.metrics.base import PerVideoMetric
 from pytest_aigve.metrics.registry import MetricRegistry
+from pytest_aigve.metrics.testing import MemoryInputs
 from pytest_aigve.protocol import ClipProtocol
 from pytest_aigve.videos import prepare
-from pytest_aigve.videos.prepare import Clip, FrameClip, clip_frames, clip_to_tensor
-from pytest_aigve.videos.sources import Video
+from pytest_aigve.videos.prepare import FrameClip, clip_frames, clip_to_tensor
 
 CPU = torch.device("cpu")
 Pair = tuple[np.ndarray, np.ndarray]
 NATIVE = ClipProtocol(frames=None)
 
 
-class FrameClipInputs(MetricInputs):
-    """Feeds uint8 arrays as the runner does: FrameClips (uint8 on the device, floats made per chunk)."""
-
-    def __init__(self, clips: list[np.ndarray], references: list[np.ndarray] | None = None,
-                 protocol: ClipProtocol = NATIVE) -> None:
-        self.candidates, self.references, self.protocol = clips, references or [], protocol
-
-    def clips(self) -> Iterator[tuple[Video, Clip]]:
-        for index, clip in enumerate(self.candidates):
-            yield Video(Path(f"v{index}.mp4"), f"v{index}", f"v{index}.mp4"), clip_frames(clip, self.protocol, CPU)
-
-    def pairs(self) -> Iterator[tuple[Video, Clip, Video, Clip]]:
-        for index, (ref, cand) in enumerate(zip(self.references, self.candidates, strict=True)):
-            yield (Video(Path(f"r{index}.mp4"), f"v{index}", f"r{index}.mp4"), clip_frames(ref, self.protocol, CPU),
-                   Video(Path(f"c{index}.mp4"), f"v{index}", f"c{index}.mp4"), clip_frames(cand, self.protocol, CPU))
-
-    def features(self, role: str, request: BackboneRequest) -> tuple[list[np.ndarray], dict[str, Any]]:
-        raise NotImplementedError
+def FrameClipInputs(clips: list[np.ndarray], references: list[np.ndarray] | None = None,
+                    protocol: ClipProtocol = NATIVE) -> MemoryInputs:
+    """Feeds uint8 arrays as the engine does: FrameClips (uint8 on the device, floats made per chunk)."""
+    roles = {"set": clips, "reference": references or [], "candidate": clips}
+    return MemoryInputs(roles, protocol=protocol)  # type: ignore[arg-type]
 
 
 def metric(name: str) -> Any:

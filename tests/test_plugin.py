@@ -4,47 +4,15 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from pytest_aigve.examples import degrade, moving_scene, write_video
+from pytest_aigve.examples import moving_scene, write_video
+from pytest_aigve.metrics.registry import MetricRegistry
+from pytest_aigve.options import options_from_config
 
-SUITE = """\
-suite: demo
-protocol: {frames: 8, fps: 6}
-video_sets:
-  ref: {folder: videos/ref}
-  gen: {folder: videos/gen}
-checks:
-  - metric: flicker
-    set: gen
-    min: 0.5
-  - metric: psnr
-    reference: ref
-    candidate: gen
-    min: 20
-  - metric: ssim
-    reference: ref
-    candidate: gen
-    min: 0.5
-"""
-
-
-def make_videos(root: Path, count: int = 2, size: tuple[int, int] = (64, 64)) -> None:
-    for index in range(count):
-        clip = moving_scene(index, frames=24, size=size)
-        write_video(root / "videos" / "ref" / f"clip_{index}.mp4", clip)
-        write_video(root / "videos" / "gen" / f"clip_{index}.mp4", degrade(clip, seed=50 + index))
-
-
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> Path:
-    make_videos(pytester.path)
-    pytester.makefile(".yaml", aigve_demo=SUITE)
-    return pytester.path
+from .helpers import CRASHING_CONFTEST, SUITE, make_videos, read_html, read_json, records_by_check
 
 
 def assert_in_order(output: str, *fragments: str) -> None:
@@ -56,68 +24,11 @@ def assert_in_order(output: str, *fragments: str) -> None:
         position = found + len(fragment)
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
-
-
-def records_by_check(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {record["check"]: record for record in results["records"]}
-
-
-class HTMLDigest(HTMLParser):
-    """Collects what a reader sees: text, table rows, image sources, links."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.text: list[str] = []
-        self.rows: list[list[str]] = []
-        self.images: list[str] = []
-        self.set_strip_images: list[str] = []  # the thumbnail strips of the "Video sets" section
-        self._in_sets = False
-        self.urls: list[str] = []
-        self._row: list[str] | None = None
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "tr":
-            self._row = []
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag == "img":
-            self.images.append(values.get("src") or "")
-            if self._in_sets:
-                self.set_strip_images.append(values.get("src") or "")
-        for key in ("href", "src"):
-            if values.get(key):
-                self.urls.append(values[key] or "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._row is not None and self._cell is not None:
-            self._row.append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "tr" and self._row is not None:
-            self.rows.append(self._row)
-            self._row = None
-
-    def handle_data(self, data: str) -> None:
-        if data.strip() in ("Video sets", "Environment"):
-            self._in_sets = data.strip() == "Video sets"
-        self.text.append(data)
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def read_html(path: Path) -> HTMLDigest:
-    digest = HTMLDigest()
-    digest.feed(path.read_text())
-    return digest
-
-
 def test_help_lists_the_options(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     for option in ("--aigve-suite=PATH", "--aigve-report-dir=DIR", "--aigve-json=PATH", "--aigve-html=PATH",
-                   "--aigve-device=DEVICE", "--aigve-clip-cache-mb=MB", "aigve_suite_patterns"):
+                   "--aigve-device=DEVICE", "--aigve-clip-cache-mb=MB", "--aigve-decode-workers=N",
+                   "aigve_suite_patterns"):
         result.stdout.fnmatch_lines([f"*{option}*"])
 
 
@@ -173,7 +84,7 @@ def test_bad_suite_is_a_collection_error_with_file_and_line(project: Path, pytes
     result = pytester.runpytest("--aigve-report-dir", "out")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert_in_order(result.stdout.str(), "aigve_demo.yaml:14: unknown metric 'ssmi' (did you mean 'ssim'?); "
-                                         "known: cd_fvd, fid, flicker, fvd, fvd_r3d18, is, kid, psnr, ssim")
+                                         f"known: {', '.join(MetricRegistry().names())}")
     assert "Traceback" not in result.stdout.str()
     results = read_json(project / "out" / "aigve-results.json")
     assert results["summary"]["collection_errors"] == 1
@@ -281,22 +192,6 @@ def test_html_report_is_self_contained_and_escaped(pytester: pytest.Pytester) ->
     assert "torch" in words and "Device" in words
 
 
-CRASHING_CONFTEST = """
-from pytest_aigve.metrics.base import PerVideoMetric
-
-class Exploding(PerVideoMetric):
-    name = "exploding"
-    description = "raises {exc}"
-    higher_is_better = True
-
-    def score_clip(self, clip):
-        raise {exc}("boom from the metric")
-
-def pytest_aigve_register_metrics(registry):
-    registry.register("exploding", Exploding)
-"""
-
-
 def test_crashing_metric_is_an_error_and_reports_are_written(project: Path, pytester: pytest.Pytester) -> None:
     pytester.makeconftest(CRASHING_CONFTEST.format(exc="RuntimeError"))
     (project / "aigve_demo.yaml").write_text(SUITE + "  - {metric: exploding, set: gen}\n")
@@ -346,11 +241,38 @@ def test_runs_without_suites_write_no_reports(pytester: pytest.Pytester) -> None
     (["--aigve-suite", "missing.yaml"], "--aigve-suite missing.yaml: file not found"),
     (["--aigve-device", "tpu"], "--aigve-device 'tpu': expected auto, cpu, cuda or cuda:N"),
     (["--aigve-clip-cache-mb", "-1"], "--aigve-clip-cache-mb -1: must be >= 0"),
+    (["--aigve-decode-workers", "0"], "--aigve-decode-workers '0': expected a whole number >= 1 (or leave it out: "
+                                      "the cores this process may use, divided among xdist workers)"),
+    (["--aigve-decode-workers", "two"], "--aigve-decode-workers 'two': expected a whole number >= 1"),
 ])
 def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: list[str], message: str) -> None:
     result = pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{message}*"])
+
+
+def test_environment_variables_are_read_once_into_the_options(pytester: pytest.Pytester,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AIGVE_CACHE_DIR", "AIGVE_WEIGHTS_DIR", "AIGVE_ALLOW_UNVERIFIED_WEIGHTS", "AIGVE_REHASH_WEIGHTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(pytester.path / "xdg"))
+    plain = options_from_config(pytester.parseconfig())
+    assert (plain.weights_dir, plain.allow_unverified_weights, plain.rehash_weights) == (None, False, False)
+    assert plain.feature_cache_dir == plain.weights_memo_dir == pytester.path / "xdg" / "pytest-aigve" / "features"
+    assert plain.decode_workers is None  # auto
+    monkeypatch.setenv("AIGVE_CACHE_DIR", str(pytester.path / "cache"))
+    monkeypatch.setenv("AIGVE_ALLOW_UNVERIFIED_WEIGHTS", "1")
+    monkeypatch.setenv("AIGVE_REHASH_WEIGHTS", "1")
+    from_env = options_from_config(pytester.parseconfig("--aigve-decode-workers", "3"))
+    assert (from_env.allow_unverified_weights, from_env.rehash_weights, from_env.decode_workers) == (True, True, 3)
+    assert from_env.feature_cache_dir == from_env.weights_memo_dir == pytester.path / "cache"
+    # --aigve-cache-dir moves the feature cache only; --aigve-no-cache turns it off; neither moves the digests
+    moved = options_from_config(pytester.parseconfig("--aigve-cache-dir", "elsewhere"))
+    assert (moved.feature_cache_dir, moved.weights_memo_dir) == (pytester.path / "elsewhere", pytester.path / "cache")
+    off = options_from_config(pytester.parseconfig("--aigve-no-cache"))
+    assert (off.feature_cache_dir, off.weights_memo_dir) == (None, pytester.path / "cache")
+    monkeypatch.setenv("AIGVE_REHASH_WEIGHTS", "0")
+    assert not options_from_config(pytester.parseconfig()).rehash_weights
 
 
 def test_xdist_gives_the_serial_scores_and_one_set_of_reports(project: Path, pytester: pytest.Pytester) -> None:

@@ -22,14 +22,7 @@ from pytest_aigve.report.results import json_safe
 from pytest_aigve.report.summary import markdown, terminal_lines
 from pytest_aigve.suite import load_suite
 
-from .test_plugin import CRASHING_CONFTEST, SUITE, make_videos, read_html, read_json, records_by_check
-
-
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> Path:
-    make_videos(pytester.path)
-    pytester.makefile(".yaml", aigve_demo=SUITE)
-    return pytester.path
+from .helpers import CRASHING_CONFTEST, SUITE, read_html, read_json, records_by_check
 
 
 def suite_error(folder: Path, text: str) -> SuiteError:
@@ -277,17 +270,14 @@ def test_bootstrap_resamples_are_bounded(project: Path) -> None:
 def test_round_off_below_a_distance_range_is_clipped_with_its_interval() -> None:
     import torch
 
+    from pytest_aigve.engine.evaluate import _clip_round_off
     from pytest_aigve.errors import MetricError
-    from pytest_aigve.metrics.base import MetricResult
     from pytest_aigve.metrics.fid import FID
-    from pytest_aigve.runner import _clip_round_off
 
     metric = FID(FID.validate_params({}), torch.device("cpu"))
-    result = MetricResult(-2.3e-10, details={})
-    _clip_round_off(metric, result)
-    assert result.value == 0.0 and result.details["unclipped_value"] == -2.3e-10
+    assert _clip_round_off(metric, -2.3e-10) == 0.0 and _clip_round_off(metric, 3.5) == 3.5
     with pytest.raises(MetricError, match="not round-off"):
-        _clip_round_off(metric, MetricResult(-0.5, details={}))
+        _clip_round_off(metric, -0.5)
 
 
 def record(**fields: Any) -> dict[str, Any]:
@@ -377,3 +367,43 @@ def test_looped_videos_are_named_in_every_report(project: Path, pytester: pytest
     row = next(r for r in html.rows if r and r[0] == "clip_0.mp4" and len(r) == 7)
     assert row[-1] == "loop: 12 -> 40 frames"
     assert "clip\\_0.mp4" in (project / "out" / "aigve-summary.md").read_text()  # the warning, in the notices
+
+
+# --- files: reports, baselines, weights and the digest memo are written whole or not at all ---------------------
+
+
+def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_aigve import files
+
+    target = tmp_path / "out" / "aigve-results.json"
+    files.write_atomic(target, "old ✓")  # the folder is made; text is UTF-8
+    assert target.read_bytes() == "old ✓".encode() and target.stat().st_mode & 0o777 == 0o644
+    with pytest.raises(RuntimeError), files.atomic_open(target) as stream:
+        stream.write(b"half of the new")
+        raise RuntimeError("the writer died")
+    monkeypatch.setattr(files.os, "replace", lambda *args: (_ for _ in ()).throw(OSError(28, "No space left")))
+    with pytest.raises(OSError, match="No space left"):
+        files.write_atomic(target, b"new")
+    assert target.read_text() == "old ✓" and [p.name for p in target.parent.iterdir()] == [target.name]
+
+
+def test_a_files_digest_is_hashed_once_per_process_and_again_once_rewritten(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from pytest_aigve import files
+
+    first, other = hashlib.sha256(b"first").hexdigest(), hashlib.sha256(b"other").hexdigest()
+    hashed: list[int] = []
+    real_sha256 = hashlib.sha256
+    monkeypatch.setattr(files.hashlib, "sha256", lambda: hashed.append(1) or real_sha256())
+    monkeypatch.setattr(files, "_DIGESTS", {})
+    path = tmp_path / "video.mp4"
+    path.write_bytes(b"first")
+    assert files.sha256_file(path) == first and files.sha256_file(tmp_path / "." / "video.mp4") == first
+    assert len(hashed) == 1  # the same file (resolved path, size, mtime): hashed once
+    stat = path.stat()
+    path.write_bytes(b"other")  # same size, rewritten: a new mtime
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert files.sha256_file(path) == other and len(hashed) == 2

@@ -11,6 +11,7 @@ import torch
 
 from pytest_aigve.features import FeatureStore
 from pytest_aigve.features.backbones import Backbone
+from pytest_aigve.features.weights import REGISTRY
 from pytest_aigve.gate import GatePolicy, Threshold, evaluate_gate
 from pytest_aigve.protocol import ClipProtocol
 from pytest_aigve.stats import MeanAccumulator, MomentAccumulator
@@ -63,7 +64,8 @@ def test_threshold_verdicts(value: float, threshold: Threshold, higher: bool, pa
 class MeanColour(Backbone):
     """A stand-in backbone: mean RGB per clip. Counts its forward passes."""
 
-    weights_key = "i3d"
+    key = "i3d"
+    weights_file = REGISTRY["i3d"]
     name = "mean-colour"
     input_description = "clip"
 

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
+from pytest_aigve.engine import CheckResult, EvalContext, evaluate_check
 from pytest_aigve.errors import ParamError, SuiteError, VideoError
 from pytest_aigve.examples import degrade, moving_scene, write_video
 from pytest_aigve.metrics.registry import MetricRegistry
 from pytest_aigve.protocol import ClipProtocol
-from pytest_aigve.runner import CheckResult, EvalContext, evaluate_check
 from pytest_aigve.suite import Suite, load_suite
 from pytest_aigve.videos import sources
 from pytest_aigve.videos.cache import ClipCache
@@ -30,7 +30,7 @@ from pytest_aigve.videos.decode import (
 )
 from pytest_aigve.videos.sources import folder_set, glob_set, mixed_folder_sets
 
-from .conftest import VideoFactory
+from .helpers import VideoFactory
 
 LFS_POINTER = ("version https://git-lfs.github.com/spec/v1\n"
                "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"

@@ -18,13 +18,15 @@ from pytest_aigve.errors import MetricError
 from pytest_aigve.features.backbones import BACKBONES
 from pytest_aigve.features.weights import (
     REGISTRY,
-    WEIGHTS_ENV,
     WeightsError,
+    WeightsFile,
     fetch,
     file_sha256,
+    load_state_dict,
     locate,
     verify,
 )
+from pytest_aigve.paths import WEIGHTS_ENV
 from pytest_aigve.random_weights import write_i3d
 
 I3D = REGISTRY["i3d"]
@@ -50,15 +52,13 @@ def test_missing_weights_name_the_file_every_place_and_the_fetch_command(isolate
     assert "fetch with: python -m pytest_aigve weights fetch i3d" in message
 
 
-def test_lookup_order(isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lookup_order(isolated_dirs: Path) -> None:
     hub = isolated_dirs / "torch-home" / "hub" / "checkpoints"
-    env_dir, option_dir = isolated_dirs / "env", isolated_dirs / "option"
-    for folder in (hub, env_dir, option_dir):
+    option_dir = isolated_dirs / "option"
+    for folder in (hub, option_dir):
         folder.mkdir(parents=True)
         (folder / I3D.filename).write_bytes(folder.name.encode())
     assert locate(I3D, None, None) == hub / I3D.filename
-    monkeypatch.setenv(WEIGHTS_ENV, str(env_dir))
-    assert locate(I3D, None, None) == env_dir / I3D.filename
     assert locate(I3D, None, option_dir) == option_dir / I3D.filename
     explicit = isolated_dirs / "given.pt"
     explicit.write_bytes(b"x")
@@ -66,6 +66,36 @@ def test_lookup_order(isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> N
     # torch-fidelity's name for the same Inception file is found too
     (hub / "weights-inception-2015-12-05-6726825d.pth").write_bytes(b"x")
     assert locate(INCEPTION, None, None) == hub / "weights-inception-2015-12-05-6726825d.pth"
+
+
+def test_the_weights_folder_comes_from_the_option_else_the_environment(
+        isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch, pytester: pytest.Pytester) -> None:
+    """The plugin reads AIGVE_WEIGHTS_DIR once, into its options; a missing file names where the folder came from."""
+    from pytest_aigve.options import options_from_config
+
+    env_dir, option_dir = isolated_dirs / "env", isolated_dirs / "option"
+    monkeypatch.setenv(WEIGHTS_ENV, str(env_dir))
+    from_env = options_from_config(pytester.parseconfig())
+    assert (from_env.weights_dir, from_env.weights_dir_source) == (env_dir, WEIGHTS_ENV)
+    from_option = options_from_config(pytester.parseconfig("--aigve-weights-dir", str(option_dir)))
+    assert (from_option.weights_dir, from_option.weights_dir_source) == (option_dir, "--aigve-weights-dir")
+    with pytest.raises(WeightsError) as info:
+        locate(I3D, None, from_env.weights_dir, from_env.weights_dir_source)
+    assert f"looked in: {env_dir} ({WEIGHTS_ENV}); " in str(info.value)
+
+
+def test_weights_cli_reads_the_weights_folder_from_the_environment(
+        isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    env_dir, other = isolated_dirs / "env", isolated_dirs / "other"
+    for folder in (env_dir, other):
+        folder.mkdir()
+        (folder / I3D.filename).write_bytes(b"x")
+    monkeypatch.setenv(WEIGHTS_ENV, str(env_dir))
+    assert main(["weights", "list"]) == 0
+    assert str(env_dir / I3D.filename) in capsys.readouterr().out
+    assert main(["weights", "list", "--dir", str(other)]) == 0  # --dir wins
+    listed = capsys.readouterr().out
+    assert str(other / I3D.filename) in listed and str(env_dir) not in listed
 
 
 def test_bad_hash_is_an_error_unless_allowed_and_then_recorded(tmp_path: Path) -> None:
@@ -110,6 +140,14 @@ def test_pickled_objects_are_refused(tmp_path: Path) -> None:
         BACKBONES["i3d"](path, "x", torch.device("cpu")).model  # noqa: B018
 
 
+def assert_holds_the_file(model: torch.nn.Module, path: Path, entry: WeightsFile) -> None:
+    """Every tensor of the built network is the file's, under the same name (a backbone may drop a head)."""
+    state = load_state_dict(path, entry, nested_keys=("model", "module", "state_dict"))
+    loaded = model.state_dict()
+    assert loaded and set(loaded) <= set(state), sorted(set(loaded) - set(state))[:5]
+    assert [name for name, tensor in loaded.items() if not torch.equal(tensor.cpu(), state[name])] == []
+
+
 @pytest.fixture
 def http_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     root = tmp_path / "served"
@@ -138,7 +176,7 @@ def test_fetch_downloads_atomically_with_progress(http_server: tuple[str, Path],
     assert "[##############################]" in err and f"ok: {target / I3D.filename}" in err
     # the fetched file is what a run then loads
     backbone = BACKBONES["i3d"](target / I3D.filename, file_sha256(target / I3D.filename), torch.device("cpu"))
-    assert backbone.model is not None
+    assert_holds_the_file(backbone.model, served / I3D.filename, I3D)
 
 
 def test_fetch_refuses_a_file_with_the_wrong_hash(http_server: tuple[str, Path], tmp_path: Path,
@@ -243,15 +281,16 @@ def test_weights_random_cli_writes_marked_files(tmp_path: Path, capsys: pytest.C
         assert check.status.startswith(RANDOM_MARK), key
         if not entry.sha256_prefix:
             assert verify(entry, path).status.startswith(RANDOM_MARK), key
-        # the marker is invisible to the loading code's key check: the model builds
+        # the marker is invisible to the loading code's key check: the model builds, from the file's tensors
         backbone = BACKBONES[key](path, check.sha256, torch.device("cpu"), weights_status=check.status)
-        assert backbone.model is not None and backbone.describe()["weights_check"].startswith(RANDOM_MARK)
+        assert_holds_the_file(backbone.model, path, entry)
+        assert backbone.describe()["weights_check"].startswith(RANDOM_MARK)
 
 
 def test_scores_made_with_random_weights_say_so(random_weights: Path, tmp_path: Path,
                                                 make_video: Callable[..., Path]) -> None:
+    from pytest_aigve.engine import EvalContext, evaluate_check
     from pytest_aigve.metrics.registry import MetricRegistry
-    from pytest_aigve.runner import EvalContext, evaluate_check
     from pytest_aigve.suite import load_suite
     from pytest_aigve.videos.cache import ClipCache
 
@@ -274,5 +313,5 @@ checks:
                           weights_dir=random_weights, allow_unverified_weights=allow)
         for check in checks:
             result = evaluate_check(suite, check, ctx).result
-            assert result.details["backbone"]["weights_check"].startswith(RANDOM_MARK), check.id
+            assert result.backbone is not None and result.backbone.weights_check.startswith(RANDOM_MARK), check.id
             assert any("RANDOM TEST WEIGHTS" in warning for warning in result.warnings), check.id

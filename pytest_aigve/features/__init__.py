@@ -27,13 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import VideoError
+from ..files import sha256_file
 from ..protocol import ClipProtocol
-from ..videos.cache import ClipCache, file_identity
+from ..videos.cache import ClipCache
+from ..videos.pipeline import DecodeStats
 from ..videos.prepare import clip_to_uint8
 from ..videos.sources import Video
-from .backbones import Backbone
+from .backbones import Backbone, TextEncoder
 
 try:
     import fcntl
@@ -104,20 +107,6 @@ def decode_entry(data: bytes, key: str) -> np.ndarray:
     return features
 
 
-_CONTENT_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def content_sha256(path: Path) -> str:
-    identity = file_identity(path)
-    if identity not in _CONTENT_HASHES:
-        digest = hashlib.sha256()
-        with path.open("rb") as stream:
-            while chunk := stream.read(1 << 20):
-                digest.update(chunk)
-        _CONTENT_HASHES[identity] = digest.hexdigest()
-    return _CONTENT_HASHES[identity]
-
-
 class FeatureStore:
     """Per-video features in memory and in the on-disk cache `disk_dir` (None: memory only).
 
@@ -136,12 +125,33 @@ class FeatureStore:
     def key(self, video: Video, protocol: ClipProtocol, backbone: Backbone) -> str:
         if not video.path.is_file():
             raise VideoError(video.path, "file not found", "check the path or remove the entry")
-        return self.content_key(content_sha256(video.path), protocol, backbone)
+        return self.content_key(sha256_file(video.path), protocol, backbone)
 
     @staticmethod
     def content_key(content: str, protocol: ClipProtocol, backbone: Backbone) -> str:
         payload = "|".join((CACHE_FORMAT, content, backbone.identity, protocol.fingerprint()))
         return hashlib.sha256(payload.encode()).hexdigest()
+
+    def text_features(self, prompts: Sequence[str], encoder: TextEncoder,
+                      batch_size: int | None = None) -> list[np.ndarray]:
+        """Features per prompt, in order, cached by the prompt's text and the encoder's identity (memory and
+        disk, like clip features); only the prompts not cached go through the encoder."""
+        keys = [hashlib.sha256("|".join((CACHE_FORMAT, "text", encoder.identity, prompt)).encode()).hexdigest()
+                for prompt in prompts]
+        found: dict[str, np.ndarray] = {}
+        for key in keys:
+            cached = self._lookup(key)
+            if cached is not None:
+                found[key] = cached
+        missing = list(dict.fromkeys((key, prompt) for key, prompt in zip(keys, prompts, strict=True)
+                                     if key not in found))
+        if missing:
+            computed = encoder.extract_text([prompt for _, prompt in missing], batch_size)
+            for (key, _), features in zip(missing, computed, strict=True):
+                self._save(key, features)
+                self.stats.computed += 1
+                found[key] = features
+        return [found[key] for key in keys]
 
     def cached(self, content: str, protocol: ClipProtocol, backbone: Backbone) -> np.ndarray | None:
         """Features of a video known only by the SHA-256 of its bytes (a baseline run's video that may no longer
@@ -219,8 +229,12 @@ class FeatureStore:
 
     def features(self, videos: Sequence[Video], protocol: ClipProtocol, backbone: Backbone,
                  on_bad_video: Callable[[Video, VideoError], None] | None = None,
-                 progress: Callable[[int], None] | None = None) -> list[tuple[Video, np.ndarray]]:
-        """Features per video, in order; bad videos raise, or go to `on_bad_video` and are left out."""
+                 progress: Callable[[int], None] | None = None,
+                 batch_size: int | None = None, decode_stats: DecodeStats | None = None
+                 ) -> list[tuple[Video, np.ndarray]]:
+        """Features per video, in order (all of the backbone's outputs, concatenated); bad videos raise, or go to
+        `on_bad_video` and are left out. `batch_size`: samples per forward pass (default: the backbone's); what
+        decoding cost is added to `decode_stats`."""
         found: dict[int, np.ndarray] = {}
         missing: list[tuple[int, Video, str]] = []
         for index, video in enumerate(videos):
@@ -248,7 +262,9 @@ class FeatureStore:
                     found[index] = cached
                 else:
                     still_missing.append((index, video, key))
-            self._compute(still_missing, protocol, backbone, found, on_bad_video, progress)
+            stats = self._compute(still_missing, protocol, backbone, found, on_bad_video, progress, batch_size)
+            if decode_stats is not None:
+                decode_stats += stats
         return [(videos[index], found[index]) for index in sorted(found)]
 
     @contextlib.contextmanager
@@ -283,24 +299,40 @@ class FeatureStore:
 
     def _compute(self, missing: list[tuple[int, Video, str]], protocol: ClipProtocol, backbone: Backbone,
                  found: dict[int, np.ndarray], on_bad_video: Callable[[Video, VideoError], None] | None,
-                 progress: Callable[[int], None] | None) -> None:
-        for start in range(0, len(missing), backbone.batch_size):
-            chunk = missing[start: start + backbone.batch_size]
-            clips, kept = [], []
-            for index, video, key in chunk:
-                try:
-                    clip = clip_to_uint8(self.clips.get(video, protocol).frames, protocol, backbone.device)
-                except VideoError as exc:
-                    if on_bad_video is None:
-                        raise
-                    on_bad_video(video, exc)
-                    continue
-                backbone.check_clip(clip, str(video.path))
-                clips.append(clip)
-                kept.append((index, key))
-            for (index, key), features in zip(kept, backbone.extract(clips) if clips else [], strict=True):
+                 progress: Callable[[int], None] | None, batch_size: int | None) -> DecodeStats:
+        """Decode (ahead, through the clip cache's source) and run the backbone in batches; returns what decoding
+        cost."""
+        batch_size = batch_size or backbone.batch_size
+        stream = self.clips.stream([video for _, video, _ in missing], protocol)
+        clips: list[torch.Tensor] = []
+        kept: list[tuple[int, str]] = []
+        done = 0
+
+        def run_batch() -> None:
+            for (index, key), features in zip(kept, backbone.extract(clips, batch_size) if clips else [],
+                                              strict=True):
                 self._save(key, features)
                 self.stats.computed += 1
                 found[index] = features
+            clips.clear()
+            kept.clear()
             if progress:
-                progress(min(start + backbone.batch_size, len(missing)))
+                progress(done)
+
+        try:
+            for (index, _, key), (video, outcome) in zip(missing, stream, strict=True):  # stream keeps input order
+                done += 1
+                if isinstance(outcome, VideoError):
+                    if on_bad_video is None:
+                        raise outcome
+                    on_bad_video(video, outcome)
+                else:
+                    clip = clip_to_uint8(outcome.frames, protocol, backbone.device)
+                    backbone.check_clip(clip, str(video.path))
+                    clips.append(clip)
+                    kept.append((index, key))
+                if len(clips) >= batch_size or done == len(missing):
+                    run_batch()
+        finally:
+            stream.close()
+        return stream.stats

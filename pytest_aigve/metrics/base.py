@@ -1,99 +1,36 @@
-"""What a metric is: a name, a direction, the inputs it reads, validated parameters and an evaluate()."""
+"""What a metric is: a name, a direction, the inputs it reads (InputsSpec), validated parameters, the backbones it
+asks for, and an evaluate() returning a frozen MetricResult. Suite loading checks what can be checked before any
+video is decoded (frames, precision, device) through `requirement_problems`."""
 
 from __future__ import annotations
 
 import contextlib
 import difflib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
 from ..errors import MetricError, ParamError
 from ..gate import Tolerance
+from ..protocol import ClipProtocol
 from ..stats import MeanAccumulator
 from ..videos.prepare import Clip, FrameClip
 from ..videos.sources import Video
+from .contract import BackboneRequest, InputsSpec, MetricInputs, MetricResult
+from .params import ParamSpec
 
-InputKind = Literal["single", "paired", "sets"]  # one set; frame-aligned pairs; two sets as distributions
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    default: Any
-    check: Callable[[Any], Any]  # returns the normalised value or raises ValueError(reason)
-    help: str
-
-
-@dataclass(frozen=True)
-class SetSamples:
-    """What a set-level metric needs to compare two runs video by video: the reference set's per-video feature
-    blocks, the candidate's by video label, and the statistic over (reference rows, candidate rows). `prepare`
-    turns a backbone's raw per-video features into a block (e.g. FID keeps Inception's pool3 columns)."""
-
-    reference: list[np.ndarray]
-    candidate: dict[str, np.ndarray]
-    statistic: Callable[[np.ndarray, np.ndarray], float]
-    prepare: Callable[[np.ndarray], np.ndarray]
-    request: BackboneRequest
-
-
-@dataclass
-class MetricResult:
-    value: float
-    per_video: dict[str, float] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    # recomputes the score on the set's videos drawn with replacement (for the bootstrap interval);
-    # None where that is not possible or too costly (then the reason is in details["interval"])
-    resample: Callable[[np.random.Generator], float] | None = None
-    samples: SetSamples | None = None  # set-level metrics: per-video features for a paired baseline comparison
-
-
-class MetricInputs(ABC):
-    """Clips for a metric, each a `Clip` on the metric's device: a float tensor (T, 3, H, W) in [0, 255], or a
-    FrameClip (uint8 frames, resized per the protocol and converted to float a chunk at a time, with the same
-    `shape`; what the runner gives, so that no float copy of a whole clip need exist). PerVideoMetric and
-    PairedMetric hand score_clip/score_pair whole float tensors (T, 3, H, W) (a FrameClip materialised as float64)
-    unless the metric sets `reads_frame_clips`: then it gets the Clip as it came and converts a chunk at a time.
-
-    Bad videos are either raised (VideoError) or, under `on_bad_video: skip`, left out and listed.
-    """
-
-    @abstractmethod
-    def clips(self) -> Iterator[tuple[Video, Clip]]: ...
-
-    @abstractmethod
-    def pairs(self) -> Iterator[tuple[Video, Clip, Video, Clip]]: ...
-
-    @abstractmethod
-    def features(self, role: str, request: BackboneRequest) -> tuple[list[np.ndarray], dict[str, Any]]:
-        """Per-video backbone features of the check's `set`, `reference` or `candidate` set, and a
-        description of the backbone that made them (recorded with the score)."""
-
-    def used_labels(self, role: str) -> list[str]:
-        """The labels of the videos of a role's set that the last features()/clips() call used, in order."""
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class BackboneRequest:
-    key: str  # inception, i3d, videomae, r3d18
-    weights: str | None = None  # an explicit weights path from the suite
-    precision: str = "fp32"
-    batch_size: int = 16
-
+if TYPE_CHECKING:
+    from ..features.registry import BackboneRegistry
 
 class Metric(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     higher_is_better: ClassVar[bool]
-    inputs: ClassVar[InputKind]
-    min_frames: ClassVar[int] = 1
-    params: ClassVar[Mapping[str, ParamSpec]] = {}
+    spec: ClassVar[InputsSpec] = InputsSpec()
+    params: ClassVar[Mapping[str, ParamSpec[Any]]] = {}
     precision: ClassVar[str] = "fp64"
     bootstrap_resamples: ClassVar[int] = 1000  # default; the suite's `bootstrap.resamples` overrides it
     value_range: ClassVar[tuple[float | None, float | None]] = (None, None)  # intervals are clipped to it
@@ -128,9 +65,45 @@ class Metric(ABC):
                                       f"({cls.params[key].help})") from None
         return values
 
+    @classmethod
+    def score_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters that can change the score (what a baseline fingerprint compares)."""
+        return {key: value for key, value in params.items() if key not in cls.params or cls.params[key].affects_score}
+
+    @classmethod
+    def backbone_requests(cls, params: Mapping[str, Any]) -> tuple[BackboneRequest, ...]:
+        """The backbones a check with these (validated) parameters will ask for; checked at suite loading."""
+        return ()
+
+    @classmethod
+    def requirement_problems(cls, params: Mapping[str, Any], protocol: ClipProtocol, backbones: BackboneRegistry,
+                             device_type: str | None) -> list[tuple[str | None, str]]:
+        """What makes this check impossible before anything is decoded: (the parameter to blame, or None for
+        the check, the message). Frames are checked where the protocol fixes them; the device where known."""
+        problems: list[tuple[str | None, str]] = []
+        needed, needed_by = cls.spec.min_frames, cls.name
+        for request in cls.backbone_requests(params):
+            if request.key not in backbones:
+                problems.append((None, f"{cls.name} asks for backbone '{request.key}', which is not registered "
+                                       f"(known: {', '.join(backbones.names())})"))
+                continue
+            backbone = backbones.get(request.key)
+            problem = backbone.precision_problem(request.precision, device_type)
+            if problem:
+                problems.append(("precision", problem))
+            if request.output is not None and request.output not in backbone.outputs:
+                problems.append((None, f"{cls.name} asks for output '{request.output}' of backbone "
+                                       f"'{request.key}', which has {', '.join(backbone.outputs)}"))
+            if backbone.min_frames > needed:
+                needed, needed_by = backbone.min_frames, f"{cls.name} ({backbone.name})"
+        if protocol.frames is not None and protocol.frames < needed:
+            problems.append((None, f"{needed_by} needs at least {needed} frames per clip, the protocol takes "
+                                   f"{protocol.frames}; set 'frames: {needed}' or more in the protocol"))
+        return problems
+
     def check_clip(self, video: Video, clip: Clip) -> None:
-        if clip.shape[0] < self.min_frames:
-            raise MetricError(f"{video.path}: {self.name} needs at least {self.min_frames} frames per clip, "
+        if clip.shape[0] < self.spec.min_frames:
+            raise MetricError(f"{video.path}: {self.name} needs at least {self.spec.min_frames} frames per clip, "
                               f"the protocol gave {clip.shape[0]}; raise 'frames' in the protocol")
 
     @classmethod
@@ -196,12 +169,11 @@ def _whole(clip: Clip) -> torch.Tensor:
 
 
 class PerVideoMetric(Metric):
-    """A score per video, averaged over the set."""
+    """A score per video, averaged over the set. With `spec.frame_clips`, score_clip takes a Clip (FrameClip or
+    tensor) and converts a few frames at a time (bounded memory); otherwise it gets the whole clip as one float64
+    tensor."""
 
-    inputs: ClassVar[InputKind] = "single"
-    # True: score_clip takes a Clip (FrameClip or tensor) and converts a few frames at a time (bounded memory);
-    # False: it gets the whole clip as one float64 tensor, as metrics written before FrameClip expect
-    reads_frame_clips: ClassVar[bool] = False
+    spec: ClassVar[InputsSpec] = InputsSpec("single")
 
     @abstractmethod
     def score_clip(self, clip: Any) -> float: ...
@@ -210,15 +182,14 @@ class PerVideoMetric(Metric):
         scores: dict[str, float] = {}
         for video, clip in inputs.clips():
             self.check_clip(video, clip)
-            scores[video.label] = self.score_clip(clip if self.reads_frame_clips else _whole(clip))
+            scores[video.label] = self.score_clip(clip if self.spec.frame_clips else _whole(clip))
         return _mean_result(scores, self.name)
 
 
 class PairedMetric(Metric):
     """A score per (reference, candidate) pair of frame-aligned clips, averaged over the pairs."""
 
-    inputs: ClassVar[InputKind] = "paired"
-    reads_frame_clips: ClassVar[bool] = False  # as PerVideoMetric's
+    spec: ClassVar[InputsSpec] = InputsSpec("paired")  # frame_clips as PerVideoMetric's
 
     @abstractmethod
     def score_pair(self, reference: Any, candidate: Any) -> float: ...
@@ -233,7 +204,7 @@ class PairedMetric(Metric):
                     f"{self.name}: reference {ref_video.path} and candidate {cand_video.path} differ in shape "
                     f"(frames x channels x height x width: {tuple(ref.shape)} vs {tuple(cand.shape)}); "
                     "set 'resize: [height, width]' in the protocol, or use videos of the same size and length")
-            if self.reads_frame_clips:
+            if self.spec.frame_clips:
                 scores[cand_video.label] = self.score_pair(ref, cand)
             else:
                 scores[cand_video.label] = self.score_pair(_whole(ref), _whole(cand))

@@ -10,22 +10,14 @@ generic `center_crop` (rounded sizes and values) are never reused for it."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
-from .base import BackboneRequest, ParamSpec
-from .distribution import BACKBONE_PARAMS, FrechetMetric, positive_int
+from .contract import BackboneRequest
+from .distribution import BACKBONE_PARAMS, FrechetMetric
+from .params import ParamSpec, choice, optional, positive_int
 
 MODELS = ("videomae", "i3d")
-
-
-def _model(value: Any) -> str:
-    if value not in MODELS:
-        raise ValueError(f"must be one of {', '.join(MODELS)}, got {value!r}")
-    return str(value)
-
-
-def _resolution(value: Any) -> int | None:
-    return None if value is None else positive_int(value)
 
 
 class CDFVD(FrechetMetric):
@@ -33,11 +25,11 @@ class CDFVD(FrechetMetric):
     description: ClassVar[str] = "content-debiased FVD (cd-fvd): VideoMAE-v2 or I3D features"
     backbone: ClassVar[str] = "videomae"
     ddof: ClassVar[int] = 0
-    params: ClassVar[dict[str, ParamSpec]] = {
+    params: ClassVar[dict[str, ParamSpec[Any]]] = {
         **BACKBONE_PARAMS,
-        "model": ParamSpec("videomae", _model, "videomae or i3d"),
-        "resolution": ParamSpec(None, _resolution, "resize and centre-crop clips to this square size first, exactly "
-                                                   "as cd-fvd's video loader does (protocol resize_mode: cdfvd)"),
+        "model": ParamSpec("videomae", choice(*MODELS), "videomae or i3d"),
+        "resolution": ParamSpec(None, optional(positive_int), "resize and centre-crop clips to this square size "
+                                "first, exactly as cd-fvd's video loader does (protocol resize_mode: cdfvd)"),
         "sequence_length": ParamSpec(16, positive_int, "frames per clip (sets the protocol's 'frames')"),
     }
 
@@ -48,6 +40,7 @@ class CDFVD(FrechetMetric):
             overrides.update(resize=[params["resolution"], params["resolution"]], resize_mode="cdfvd")
         return overrides
 
-    def request(self) -> BackboneRequest:
-        base = super().request()
-        return BackboneRequest(self.options["model"], base.weights, base.precision, base.batch_size)
+    @classmethod
+    def backbone_requests(cls, params: Mapping[str, Any]) -> tuple[BackboneRequest, ...]:
+        (base,) = super().backbone_requests(params)
+        return (replace(base, key=params.get("model", "videomae")),)

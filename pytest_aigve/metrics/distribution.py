@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -9,34 +10,19 @@ import numpy as np
 from ..errors import MetricError
 from ..features.backbones import PRECISIONS
 from ..stats import FrechetBootstrap, frechet_distance_from_features
-from .base import BackboneRequest, InputKind, Metric, MetricInputs, MetricResult, ParamSpec, SetSamples
+from .base import Metric
+from .contract import BackboneInfo, BackboneRequest, InputsSpec, MetricInputs, MetricResult, Role, SetSamples
+from .params import ParamSpec, choice, file_path, optional, positive_int
 
-
-def weights_path(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"must be a file path, got {value!r}")
-    return value
-
-
-def precision(value: Any) -> str:
-    if value not in PRECISIONS:
-        raise ValueError(f"must be one of {', '.join(PRECISIONS)}, got {value!r}")
-    return str(value)
-
-
-def positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"must be a positive integer, got {value!r}")
-    return value
-
-
-BACKBONE_PARAMS: dict[str, ParamSpec] = {
-    "weights": ParamSpec(None, weights_path, "path to the weights file, relative to the suite file; "
-                                             "default: the lookup order in the README"),
-    "precision": ParamSpec("fp32", precision, "fp32 (default, comparable) or bf16 (faster on GPUs, recorded)"),
-    "batch_size": ParamSpec(16, positive_int, "videos (or frames, for Inception) per forward pass"),
+BACKBONE_PARAMS: dict[str, ParamSpec[Any]] = {
+    "weights": ParamSpec(None, file_path, "path to the weights file, relative to the suite file; default: the lookup "
+                                          "order in the README", affects_score=False),  # its SHA-256 is recorded
+    "precision": ParamSpec("fp32", choice(*PRECISIONS), "fp32 (default, comparable) or bf16 (faster on GPUs, "
+                                                        "recorded)"),
+    "batch_size": ParamSpec(None, optional(positive_int), "samples per forward pass (frames for Inception, clips "
+                                                          "otherwise); default: the backbone's (Inception 64, as "
+                                                          "torch-fidelity; 16 for video networks)",
+                            affects_score=False),
 }
 
 
@@ -53,24 +39,27 @@ def small_set_warning(metric: str, counts: dict[str, int], dim: int) -> str | No
 class DistributionMetric(Metric):
     """A score of one set's feature distribution (IS) or of two sets' (FID, KID, FVD)."""
 
-    inputs: ClassVar[InputKind] = "sets"
+    spec: ClassVar[InputsSpec] = InputsSpec("sets")
     backbone: ClassVar[str]
-    params: ClassVar[dict[str, ParamSpec]] = BACKBONE_PARAMS
+    output: ClassVar[str | None] = None  # the backbone's named output this metric reads; None: all
+    params: ClassVar[Mapping[str, ParamSpec[Any]]] = BACKBONE_PARAMS
     precision: ClassVar[str] = "fp32"
-
-    def request(self) -> BackboneRequest:
-        return BackboneRequest(self.backbone, self.options.get("weights"), self.options.get("precision", "fp32"),
-                               self.options.get("batch_size", 16))
-
     bootstrap_resamples: ClassVar[int] = 200
 
-    def gather(self, inputs: MetricInputs, role: str, columns: slice = slice(None)
-               ) -> tuple[list[np.ndarray], dict[str, Any]]:
-        """Per-video feature blocks (rows: frames, or one clip) of a role's set, and the backbone's description."""
-        per_video, backbone = inputs.features(role, self.request())
-        if not per_video:
+    @classmethod
+    def backbone_requests(cls, params: Mapping[str, Any]) -> tuple[BackboneRequest, ...]:
+        return (BackboneRequest(cls.backbone, params.get("weights"), params.get("precision", "fp32"),
+                                params.get("batch_size"), cls.output),)
+
+    def request(self) -> BackboneRequest:
+        return self.backbone_requests(self.options)[0]
+
+    def gather(self, inputs: MetricInputs, role: Role) -> tuple[list[np.ndarray], list[str], BackboneInfo]:
+        """Per-video feature blocks (rows: frames, or one clip) of a role's set, their labels, and the backbone."""
+        found = inputs.features(role, self.request())
+        if not found.videos:
             raise MetricError(f"{self.name}: no video of the {role} set could be used")
-        return [np.atleast_2d(f)[:, columns] for f in per_video], backbone
+        return found.blocks, found.labels, found.backbone
 
 
 class FrechetMetric(DistributionMetric):
@@ -79,11 +68,10 @@ class FrechetMetric(DistributionMetric):
     higher_is_better: ClassVar[bool] = False
     value_range: ClassVar[tuple[float | None, float | None]] = (0.0, None)
     ddof: ClassVar[int]  # the covariance normalisation of the reference implementation
-    feature_slice: ClassVar[slice] = slice(None)
 
     def evaluate(self, inputs: MetricInputs) -> MetricResult:
-        ref_blocks, backbone = self.gather(inputs, "reference", self.feature_slice)
-        cand_blocks, _ = self.gather(inputs, "candidate", self.feature_slice)
+        ref_blocks, _, backbone = self.gather(inputs, "reference")
+        cand_blocks, labels, _ = self.gather(inputs, "candidate")
         reference, candidate = np.concatenate(ref_blocks), np.concatenate(cand_blocks)
         try:
             result = frechet_distance_from_features(reference, candidate, self.ddof)
@@ -92,19 +80,13 @@ class FrechetMetric(DistributionMetric):
         dim = reference.shape[1]
         small = small_set_warning(self.name, {"reference": reference.shape[0], "candidate": candidate.shape[0]},
                                   dim)
-        warnings = [small] if small else []
-        details = {"backbone": backbone, "samples": {"reference": int(reference.shape[0]),
-                                                     "candidate": int(candidate.shape[0])},
+        details = {"samples": {"reference": int(reference.shape[0]), "candidate": int(candidate.shape[0])},
                    "feature_dim": int(dim), "covariance_ddof": self.ddof, "trace_sqrt": result.trace_sqrt}
         # exact resamples that reuse the cross-Gram matrix and per-row norms (stats.FrechetBootstrap): the same
-        # draws and values as recomputing the distance on resample_blocks, at a fraction of the cost; with
-        # more samples than dimensions each resample still decomposes two d×d covariances
+        # draws and values as recomputing the distance on resample_blocks, at a fraction of the cost
         resample = FrechetBootstrap(ref_blocks, cand_blocks, self.ddof).resample
-        labels = inputs.used_labels("candidate")
-        samples = None
-        if len(labels) == len(cand_blocks):
-            columns = self.feature_slice
-            samples = SetSamples(ref_blocks, dict(zip(labels, cand_blocks, strict=True)),
-                                 lambda first, second: frechet_distance_from_features(first, second, self.ddof).value,
-                                 lambda raw: np.atleast_2d(raw)[:, columns], self.request())
-        return MetricResult(result.value, {}, details, warnings, resample, samples)
+        samples = SetSamples(ref_blocks, dict(zip(labels, cand_blocks, strict=True)),
+                             lambda first, second: frechet_distance_from_features(first, second, self.ddof).value,
+                             self.request())
+        return MetricResult(result.value, {}, details, [small] if small else [], resample, backbone=backbone,
+                            samples=samples)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..features.backbones import InceptionBackbone
 from .distribution import FrechetMetric
 
 
@@ -14,4 +13,4 @@ class FID(FrechetMetric):
     description: ClassVar[str] = "Fréchet Inception Distance over frames (TF-FID InceptionV3 pool3, 2048-d)"
     backbone: ClassVar[str] = "inception"
     ddof: ClassVar[int] = 1
-    feature_slice: ClassVar[slice] = slice(0, InceptionBackbone.FEATURE_DIM)
+    output: ClassVar[str | None] = "pool3"

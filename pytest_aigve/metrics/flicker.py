@@ -17,13 +17,14 @@ from ..gate import Tolerance
 from ..videos import prepare
 from ..videos.prepare import Clip, frame_blocks, holds_uint8
 from .base import PerVideoMetric, pixel_threads
+from .contract import InputsSpec
 
 
 class TemporalFlicker(PerVideoMetric):
     name: ClassVar[str] = "flicker"
     description: ClassVar[str] = "VBench temporal flickering: (255 - mean |frame[t+1] - frame[t]|) / 255"
     higher_is_better: ClassVar[bool] = True
-    min_frames: ClassVar[int] = 2
+    spec: ClassVar[InputsSpec] = InputsSpec("single", min_frames=2, frame_clips=True)
     value_range: ClassVar[tuple[float | None, float | None]] = (0.0, 1.0)
     default_tolerance: ClassVar[Tolerance | None] = Tolerance(abs=0.002)
     default_max_drop: ClassVar[Tolerance | None] = Tolerance(abs=0.02)
@@ -31,7 +32,6 @@ class TemporalFlicker(PerVideoMetric):
                                                        "start": 0.0}
     reference_name: ClassVar[str] = "VBench temporal_flickering"
 
-    reads_frame_clips: ClassVar[bool] = True
 
     def score_clip(self, clip: Clip) -> float:
         # cache-sized blocks of rows; groups of frames share their last frame with the next group, so every

@@ -3,17 +3,16 @@ shuffled by torch-fidelity's own routine."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from ..errors import MetricError
-from ..features.backbones import InceptionBackbone
 from ..stats import resample_blocks
-from .base import InputKind, MetricInputs, MetricResult, ParamSpec
-from .distribution import BACKBONE_PARAMS, DistributionMetric, positive_int
-from .kid import _seed
+from .contract import InputsSpec, MetricInputs, MetricResult
+from .distribution import BACKBONE_PARAMS, DistributionMetric
+from .params import ParamSpec, nonnegative_int, positive_int
 
 
 class InceptionScore(DistributionMetric):
@@ -21,18 +20,19 @@ class InceptionScore(DistributionMetric):
     description: ClassVar[str] = "Inception Score over frames (TF-FID InceptionV3 logits)"
     higher_is_better: ClassVar[bool] = True
     value_range: ClassVar[tuple[float | None, float | None]] = (1.0, None)
-    inputs: ClassVar[InputKind] = "single"
+    spec: ClassVar[InputsSpec] = InputsSpec("single")
     backbone: ClassVar[str] = "inception"
-    params: ClassVar[dict[str, ParamSpec]] = {
+    output: ClassVar[str | None] = "logits_unbiased"
+    params: ClassVar[dict[str, ParamSpec[Any]]] = {
         **BACKBONE_PARAMS,
         "splits": ParamSpec(10, positive_int, "number of splits (torch-fidelity's default 10)"),
-        "seed": ParamSpec(2020, _seed, "shuffle seed (torch-fidelity's default)"),
+        "seed": ParamSpec(2020, nonnegative_int, "shuffle seed (torch-fidelity's default)"),
     }
 
     def evaluate(self, inputs: MetricInputs) -> MetricResult:
         from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
 
-        blocks, backbone = self.gather(inputs, "set", slice(InceptionBackbone.FEATURE_DIM, None))
+        blocks, _, backbone = self.gather(inputs, "set")
         logits = np.concatenate(blocks)
         if logits.shape[0] < self.options["splits"]:
             raise MetricError(f"is with {self.options['splits']} splits needs at least that many frames, have "
@@ -46,6 +46,6 @@ class InceptionScore(DistributionMetric):
             return float(score(resample_blocks(blocks, rng))[KEY_METRIC_ISC_MEAN])
 
         result = score(logits)
-        details = {"backbone": backbone, "std_over_splits": result[KEY_METRIC_ISC_STD],
-                   "splits": self.options["splits"], "samples": int(logits.shape[0])}
-        return MetricResult(float(result[KEY_METRIC_ISC_MEAN]), {}, details, [], resample)
+        details = {"std_over_splits": result[KEY_METRIC_ISC_STD], "splits": self.options["splits"],
+                   "samples": int(logits.shape[0])}
+        return MetricResult(float(result[KEY_METRIC_ISC_MEAN]), {}, details, (), resample, backbone=backbone)

@@ -36,21 +36,15 @@ import numpy as np
 import torch
 
 from ..errors import MetricError
-from ..features.backbones import InceptionBackbone
 from .base import MetricInputs, MetricResult, ParamSpec, torch_threads
-from .distribution import BACKBONE_PARAMS, DistributionMetric, positive_int
+from .distribution import BACKBONE_PARAMS, DistributionMetric
+from .params import nonnegative_int, positive_int
 
 # float64 kernel entries held in memory at once (2^25: 256 MB). Below it the three kernel matrices of the whole
 # sets are kept and every subset reads from them; above it the kernels are computed per subset and, for the
 # interval's sums, in row chunks of this many entries.
 KERNEL_MEMORY_ELEMENTS = 1 << 25
 KERNEL_THREADS = 1
-
-
-def _seed(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"must be an integer >= 0, got {value!r}")
-    return value
 
 
 def poly_kernel(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
@@ -166,17 +160,17 @@ class KID(DistributionMetric):
     description: ClassVar[str] = "Kernel Inception Distance over frames (unbiased; may be slightly negative)"
     higher_is_better: ClassVar[bool] = False
     backbone: ClassVar[str] = "inception"
-    params: ClassVar[dict[str, ParamSpec]] = {
+    output: ClassVar[str | None] = "pool3"
+    params: ClassVar[dict[str, ParamSpec[Any]]] = {
         **BACKBONE_PARAMS,
         "subsets": ParamSpec(100, positive_int, "number of random subsets"),
         "subset_size": ParamSpec(1000, positive_int, "samples per subset; capped at the smaller set's size"),
-        "seed": ParamSpec(2020, _seed, "subset sampling seed (torch-fidelity's default)"),
+        "seed": ParamSpec(2020, nonnegative_int, "subset sampling seed (torch-fidelity's default)"),
     }
 
     def evaluate(self, inputs: MetricInputs) -> MetricResult:
-        columns = slice(0, InceptionBackbone.FEATURE_DIM)
-        ref_blocks, backbone = self.gather(inputs, "reference", columns)
-        cand_blocks, _ = self.gather(inputs, "candidate", columns)
+        ref_blocks, _, backbone = self.gather(inputs, "reference")
+        cand_blocks, _, _ = self.gather(inputs, "candidate")
         n_ref, n_cand = sum(b.shape[0] for b in ref_blocks), sum(b.shape[0] for b in cand_blocks)
         subset_size = min(self.options["subset_size"], n_ref, n_cand)
         if subset_size < 2:
@@ -202,7 +196,7 @@ class KID(DistributionMetric):
         warnings = []
         if subset_size < self.options["subset_size"]:
             warnings.append(f"kid subset size capped at {subset_size} (the smaller set's sample count)")
-        details = {"backbone": backbone, "std_over_subsets": float(np.std(estimates)),
+        details = {"std_over_subsets": float(np.std(estimates)),
                    "subsets": self.options["subsets"], "subset_size": subset_size, "seed": self.options["seed"],
                    "samples": {"reference": int(n_ref), "candidate": int(n_cand)}}
-        return MetricResult(float(np.mean(estimates)), {}, details, warnings, resample)
+        return MetricResult(float(np.mean(estimates)), {}, details, warnings, resample, backbone=backbone)

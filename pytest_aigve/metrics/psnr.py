@@ -6,20 +6,15 @@ would be infinite). Per video: the mean over frames. Set score: the mean over pa
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import torch
 
 from ..gate import Tolerance
 from ..videos.prepare import Clip, frame_blocks
-from .base import PairedMetric, ParamSpec, pixel_threads
-
-
-def _positive_float(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"must be a positive number, got {value!r}")
-    return float(value)
+from .base import PairedMetric, pixel_threads
+from .contract import InputsSpec
+from .params import ParamSpec, positive_float
 
 
 class PSNR(PairedMetric):
@@ -29,11 +24,11 @@ class PSNR(PairedMetric):
     value_range: ClassVar[tuple[float | None, float | None]] = (0.0, None)
     default_tolerance: ClassVar[Tolerance | None] = Tolerance(abs=0.25)
     default_max_drop: ClassVar[Tolerance | None] = Tolerance(abs=3.0)
-    params: ClassVar[dict[str, ParamSpec]] = {
-        "max_db": ParamSpec(100.0, _positive_float, "cap for identical frames, in dB"),
+    params: ClassVar[dict[str, ParamSpec[Any]]] = {
+        "max_db": ParamSpec(100.0, positive_float, "cap for identical frames, in dB"),
     }
 
-    reads_frame_clips: ClassVar[bool] = True
+    spec: ClassVar[InputsSpec] = InputsSpec("paired", frame_clips=True)
 
     def score_pair(self, reference: Clip, candidate: Clip) -> float:
         # float64, a cache-sized block of rows at a time: per-frame sums of squared errors are all that is kept

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 
-from ..errors import AigveError
+from ..features.registry import BackboneRegistry
+from ..registries import Registry
 from .base import Metric
 
 BUILTIN_METRICS: dict[str, str] = {
@@ -21,29 +21,15 @@ BUILTIN_METRICS: dict[str, str] = {
 }
 
 
-class MetricRegistry:
-    def __init__(self, entries: Iterable[tuple[str, str | type[Metric]]] = BUILTIN_METRICS.items()) -> None:
-        self._targets: dict[str, str | type[Metric]] = dict(entries)
+class MetricRegistry(Registry[Metric]):
+    """Metrics by name, with the backbones they may ask for (suite loading checks a check against both)."""
 
-    def register(self, name: str, target: str | type[Metric]) -> None:
-        """Add a metric by class or by "module:Class" path (for third-party plugins)."""
-        if name in self._targets and self._targets[name] != target:
-            raise AigveError(f"metric '{name}' is already registered as {self._targets[name]!r}")
-        self._targets[name] = target
+    kind = "metric"
 
-    def names(self) -> list[str]:
-        return sorted(self._targets)
+    def __init__(self, entries: Iterable[tuple[str, str | type[Metric]]] = BUILTIN_METRICS.items(),
+                 backbones: BackboneRegistry | None = None) -> None:
+        super().__init__(entries)
+        self.backbones = backbones if backbones is not None else BackboneRegistry()
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._targets
-
-    def get(self, name: str) -> type[Metric]:
-        target = self._targets.get(name)
-        if target is None:
-            raise AigveError(f"unknown metric '{name}'; known: {', '.join(self.names())}")
-        if isinstance(target, str):
-            module_name, _, class_name = target.partition(":")
-            target = getattr(importlib.import_module(module_name), class_name)
-            self._targets[name] = target
-        assert isinstance(target, type) and issubclass(target, Metric), f"{name} is not a Metric: {target!r}"
-        return target
+    def base(self) -> type:
+        return Metric

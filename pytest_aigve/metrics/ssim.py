@@ -12,7 +12,6 @@ Computed in float64 (a float32 variance loses ~1e-4 to cancellation), a chunk of
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -21,16 +20,12 @@ import torch
 from ..errors import MetricError
 from ..gate import Tolerance
 from ..videos.prepare import Clip, frame_range, frames_per_chunk, is_native
-from .base import PairedMetric, ParamSpec, pixel_threads
+from .base import PairedMetric, pixel_threads
+from .contract import InputsSpec
+from .params import ParamSpec, positive_float
 
 _TRUNCATE = 3.5
 _K1, _K2, _RANGE = 0.01, 0.03, 255.0
-
-
-def _sigma(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"must be a positive number, got {value!r}")
-    return float(value)
 
 
 def gaussian_window(sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -47,11 +42,11 @@ class SSIM(PairedMetric):
     value_range: ClassVar[tuple[float | None, float | None]] = (-1.0, 1.0)
     default_tolerance: ClassVar[Tolerance | None] = Tolerance(abs=0.005)
     default_max_drop: ClassVar[Tolerance | None] = Tolerance(abs=0.1)
-    params: ClassVar[dict[str, ParamSpec]] = {
-        "sigma": ParamSpec(1.5, _sigma, "Gaussian window sigma in pixels"),
+    params: ClassVar[dict[str, ParamSpec[Any]]] = {
+        "sigma": ParamSpec(1.5, positive_float, "Gaussian window sigma in pixels"),
     }
 
-    reads_frame_clips: ClassVar[bool] = True
+    spec: ClassVar[InputsSpec] = InputsSpec("paired", frame_clips=True)
 
     def score_pair(self, reference: Clip, candidate: Clip) -> float:
         height, width = (int(n) for n in reference.shape[-2:])

@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import signal
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -18,24 +16,12 @@ from typing import Any
 import pytest
 
 from ..baseline import Baseline
+from ..files import write_atomic
 from ..options import AigveOptions
 from ..records import RECORD_ATTRIBUTE, lost_record
 from .environment import describe_environment
 
 RESULTS_SCHEMA = "pytest-aigve/results/1"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temp, 0o644)  # mkstemp makes it private; reports are meant to be shared
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def json_safe(value: Any) -> Any:
@@ -172,7 +158,10 @@ class ResultsCollector:
             "report_url": self.options.report_url,
             "summary": self.summary(),
             "not_run": not_run,
-            "environment": describe_environment(", ".join(devices) or None),
+            "environment": {**describe_environment(", ".join(devices) or None),
+                            # processes decoding ahead, per pytest process (xdist workers share the cores)
+                            "decode_workers": sorted({r["decode_workers"] for r in records
+                                                      if r.get("decode_workers")})},
             "collection_errors": self.collection_errors,
             "baseline": None if self.baseline is None else {
                 "name": self.baseline.name, "path": str(self.baseline.path), "created": self.baseline.created,

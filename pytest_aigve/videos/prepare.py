@@ -110,12 +110,22 @@ class FrameClip:
 Clip = torch.Tensor | FrameClip  # what MetricInputs hands a pixel metric
 
 
+def to_device(frames: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 frames onto the compute device. On CUDA through pinned host memory with a non-blocking copy: the
+    host goes on (decoding, preparing the next clip) while the copy runs, and kernels queued after it on the same
+    stream see the data. The CPU gets the array itself, without a copy."""
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 def clip_frames(frames: np.ndarray, protocol: ClipProtocol, device: torch.device) -> FrameClip:
     """(T, H, W, 3) uint8 -> a FrameClip on `device`: only uint8 travels and stays; floats are made per chunk."""
     if protocol.resize is not None and protocol.resize_mode == "cdfvd":
         resized = cdfvd_resize(frames, _cdfvd_resolution(protocol))
-        return FrameClip(resized.to(device).permute(0, 3, 1, 2), dataclasses.replace(protocol, resize=None))
-    return FrameClip(torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2), protocol)
+        return FrameClip(to_device(resized, device).permute(0, 3, 1, 2), dataclasses.replace(protocol, resize=None))
+    return FrameClip(to_device(frames, device).permute(0, 3, 1, 2), protocol)
 
 
 # pixels per channel of a chunk converted to float at once (4 frames of 720p: 88 MB as float64 RGB): a pixel
@@ -213,8 +223,8 @@ def clip_to_uint8(frames: np.ndarray, protocol: ClipProtocol, device: torch.devi
     """(T, H, W, 3) uint8 on `device`, resized per the protocol (rounded back to uint8), for backbones
     whose reference preprocessing starts from uint8 frames."""
     if protocol.resize is None:
-        return torch.from_numpy(np.ascontiguousarray(frames)).to(device)
+        return to_device(frames, device)
     if protocol.resize_mode == "cdfvd":
-        return cdfvd_resize(frames, _cdfvd_resolution(protocol)).to(device)
+        return to_device(cdfvd_resize(frames, _cdfvd_resolution(protocol)), device)
     clip = clip_to_tensor(frames, protocol, device, dtype=torch.float32)
     return clip.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
