@@ -30,4 +30,6 @@ for precision in fp32 bf16; do
   python3 benchmarks/fvd_throughput.py --device cuda --clips 256 --frames 16 --size 128 --batch 64 \
     --videomae giant --precision "$precision" 2>&1 | tee -a "$out/benchmark.log" || status=1
 done
+# the decode pipeline against a bare PyAV loop on all cores (needs PyAV from the wheels)
+python3 benchmarks/decode_throughput.py --repeat 3 2>&1 | tee -a "$out/benchmark.log" || status=1
 exit $status

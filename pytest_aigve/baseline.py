@@ -23,17 +23,19 @@ from .files import write_atomic
 
 BASELINE_SCHEMA = "pytest-aigve/baseline/1"
 DEFAULT_BASELINE_DIR = ".aigve/baselines"
-IGNORED_PARAMS = ("batch_size", "weights")  # do not change the numbers (the weights hash is recorded instead)
 
 
 def score_key(suite: str, check: str) -> str:
     return f"{suite}::{check}"
 
 
-def fingerprint(metric: str, params: dict[str, Any], protocol: dict[str, Any],
+def fingerprint(metric: str, score_params: dict[str, Any], protocol: dict[str, Any],
                 backbone: dict[str, Any] | None) -> dict[str, Any]:
+    """What must match for two scores to be compared: the metric, the parameters that can change a score (the
+    metric's `score_params`: batch size and an explicit weights path are left out, the weights hash is in the
+    backbone), the protocol and the backbone."""
     data: dict[str, Any] = {"metric": metric,
-                            "params": {k: v for k, v in sorted(params.items()) if k not in IGNORED_PARAMS},
+                            "params": dict(sorted(score_params.items())),
                             "protocol": dict(sorted(protocol.items()))}
     if backbone:
         data["backbone"] = {k: backbone.get(k) for k in ("name", "weights_sha256", "precision")}

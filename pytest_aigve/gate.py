@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -30,7 +31,8 @@ def format_value(value: float) -> str:
     return f"{value:.6g}"
 
 
-GATE_MODES = ("auto", "point", "interval", "paired")
+GateMode = Literal["auto", "point", "interval", "paired"]
+GATE_MODES: tuple[GateMode, ...] = ("auto", "point", "interval", "paired")
 MIN_SHARED_VIDEOS = 2  # a paired comparison needs at least this many videos present in both runs
 
 
@@ -81,7 +83,7 @@ class PerVideoBounds:
 @dataclass(frozen=True)
 class GatePolicy:
     tolerance: Tolerance | None = None  # None: the metric's default tolerance (0 where it has none)
-    mode: str = "auto"  # auto: paired when the baseline shares videos, else interval for small sets, else point
+    mode: GateMode = "auto"  # auto: paired when the baseline shares videos, else interval for small sets, else point
     bootstrap: BootstrapSpec = BootstrapSpec()
     warn: bool = False  # a failing check warns instead of failing
     small_set: int = 50

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from .errors import ParamError, SuiteError
 from .gate import GATE_MODES, BootstrapSpec, GatePolicy, PerVideoBounds, Threshold, Tolerance
@@ -22,13 +22,15 @@ from .yamlmarks import MarkedDict, load_marked_yaml
 
 TOP_LEVEL_KEYS = ("suite", "description", "protocol", "on_bad_video", "on_missing_baseline", "defaults",
                   "video_sets", "checks")
-MISSING_BASELINE_POLICIES = ("warn", "error")
+MissingBaselinePolicy = Literal["warn", "error"]
+MISSING_BASELINE_POLICIES: tuple[MissingBaselinePolicy, ...] = ("warn", "error")
 MAX_RESAMPLES = 10_000  # a Fréchet resample costs a full recomputation: 10 000 is already an hour on a CPU
 GATE_KEYS = ("tolerance", "gate", "bootstrap", "warn", "per_video", "max_drop")
 DEFAULTS_KEYS = (*GATE_KEYS, "small_set", "metrics")
 CHECK_KEYS = ("name", "metric", "set", "reference", "candidate", "params", "min", "max", "protocol",
               "on_bad_video", "description", *GATE_KEYS)
-BAD_VIDEO_POLICIES = ("error", "skip")
+BadVideoPolicy = Literal["error", "skip"]
+BAD_VIDEO_POLICIES: tuple[BadVideoPolicy, ...] = ("error", "skip")
 
 SetBuilder = Callable[[str, Mapping[str, Any], Path], VideoSet]
 # source key -> (builder, the other keys it accepts)
@@ -50,7 +52,7 @@ class CheckSpec:
     params: Mapping[str, Any]
     threshold: Threshold
     protocol: ClipProtocol
-    on_bad_video: str
+    on_bad_video: BadVideoPolicy
     line: int
     description: str = ""
     pairs: tuple[tuple[Video, Video], ...] = ()
@@ -66,7 +68,7 @@ class Suite:
     protocol: ClipProtocol
     sets: Mapping[str, VideoSet]
     checks: tuple[CheckSpec, ...]
-    on_missing_baseline: str = "warn"  # a check without a baseline entry, or an entry without a check
+    on_missing_baseline: MissingBaselinePolicy = "warn"  # a check without a baseline entry, or an entry without a check
 
 
 def _unknown_key(path: Path, mapping: MarkedDict, allowed: Sequence[str], what: str) -> None:
@@ -124,8 +126,10 @@ def load_suite(path: Path, registry: MetricRegistry, problems: list[SuiteError] 
     if "protocol" in root:
         protocol = _attempt(problems, lambda: _protocol(path, _mapping(path, root["protocol"], root.line_of(
             "protocol"), "'protocol'"), ClipProtocol(), "protocol"), protocol)
-    on_bad_video = _attempt(problems, lambda: _bad_video_policy(path, root, "error"), "error")
-    on_missing_baseline = _attempt(problems, lambda: _missing_baseline_policy(path, root), "warn")
+    default_bad: BadVideoPolicy = "error"
+    default_missing: MissingBaselinePolicy = "warn"
+    on_bad_video = _attempt(problems, lambda: _bad_video_policy(path, root, "error"), default_bad)
+    on_missing_baseline = _attempt(problems, lambda: _missing_baseline_policy(path, root), default_missing)
     no_defaults: tuple[GatePolicy, dict[str, GatePolicy]] = (GatePolicy(), {})
     policy, metric_policies = _attempt(problems, partial(_defaults, path, root, registry), no_defaults)
     broken_sets: set[str] = set()
@@ -137,12 +141,12 @@ def load_suite(path: Path, registry: MetricRegistry, problems: list[SuiteError] 
     return Suite(path, name, str(root.get("description", "")), protocol, video_sets, checks, on_missing_baseline)
 
 
-def _missing_baseline_policy(path: Path, root: MarkedDict) -> str:
+def _missing_baseline_policy(path: Path, root: MarkedDict) -> MissingBaselinePolicy:
     value = root.get("on_missing_baseline", "warn")
     if value not in MISSING_BASELINE_POLICIES:
         raise SuiteError(path, root.line_of("on_missing_baseline"),
                          f"'on_missing_baseline' must be 'warn' or 'error', got {value!r}")
-    return str(value)
+    return cast(MissingBaselinePolicy, value)
 
 
 def _defaults(path: Path, root: MarkedDict, registry: MetricRegistry) -> tuple[GatePolicy, dict[str, GatePolicy]]:
@@ -154,12 +158,12 @@ def _defaults(path: Path, root: MarkedDict, registry: MetricRegistry) -> tuple[G
     return policy, _metric_policies(path, defaults, policy, registry)
 
 
-def _bad_video_policy(path: Path, mapping: MarkedDict, default: str) -> str:
+def _bad_video_policy(path: Path, mapping: MarkedDict, default: BadVideoPolicy) -> BadVideoPolicy:
     value = mapping.get("on_bad_video", default)
     if value not in BAD_VIDEO_POLICIES:
         raise SuiteError(path, mapping.line_of("on_bad_video"),
                          f"'on_bad_video' must be 'error' or 'skip', got {value!r}")
-    return str(value)
+    return cast(BadVideoPolicy, value)
 
 
 def _load_sets(path: Path, section: MarkedDict, problems: list[SuiteError] | None = None,
@@ -245,7 +249,7 @@ def _uses_broken_set(check: Any, broken: set[str]) -> bool:
 
 
 def _load_checks(path: Path, root: MarkedDict, sets: Mapping[str, VideoSet], protocol: ClipProtocol,
-                 on_bad_video: str, registry: MetricRegistry, policy: GatePolicy,
+                 on_bad_video: BadVideoPolicy, registry: MetricRegistry, policy: GatePolicy,
                  metric_policies: Mapping[str, GatePolicy], problems: list[SuiteError] | None = None,
                  broken_sets: set[str] | None = None, device_type: str | None = None) -> tuple[CheckSpec, ...]:
     section = root["checks"]
@@ -274,7 +278,7 @@ def _load_checks(path: Path, root: MarkedDict, sets: Mapping[str, VideoSet], pro
 
 
 def _load_check(path: Path, check: MarkedDict, sets: Mapping[str, VideoSet], protocol: ClipProtocol,
-                on_bad_video: str, registry: MetricRegistry, gate_defaults: GatePolicy,
+                on_bad_video: BadVideoPolicy, registry: MetricRegistry, gate_defaults: GatePolicy,
                 device_type: str | None = None) -> CheckSpec:
     _unknown_key(path, check, CHECK_KEYS, "check")
     if "metric" not in check:

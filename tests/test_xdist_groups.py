@@ -12,7 +12,7 @@ from pytest_aigve.metrics.registry import MetricRegistry
 from pytest_aigve.scheduling import CheckReads, decode_groups, groups_by_nodeid, implies_load
 from pytest_aigve.suite import Suite, load_suite
 
-from .helpers import make_videos, read_json
+from .helpers import SUITE, make_videos, read_json
 
 KEY = (16, None, 0.0, 1, "error")  # a ClipProtocol().decode_key()
 OTHER_KEY = (8, None, 0.0, 1, "error")
@@ -71,24 +71,8 @@ def test_only_an_implied_load_becomes_loadgroup(option: Namespace, implied: bool
     assert implies_load(option) is implied
 
 
-TWO_PROTOCOLS = """\
-suite: demo
-protocol: {frames: 8, fps: 6}
-video_sets:
-  ref: {folder: videos/ref}
-  gen: {folder: videos/gen}
-checks:
-  - metric: flicker
-    set: gen
-    min: 0.5
-  - metric: psnr
-    reference: ref
-    candidate: gen
-    min: 20
-  - metric: ssim
-    reference: ref
-    candidate: gen
-    min: 0.5
+# the demo suite (one protocol over ref and gen) and a check reading ref under another protocol: two groups
+TWO_PROTOCOLS = SUITE + """\
   - name: ref-flicker-short
     metric: flicker
     set: ref
