@@ -35,11 +35,11 @@ BAD_VIDEO_POLICIES: tuple[BadVideoPolicy, ...] = ("error", "skip")
 SetBuilder = Callable[[str, Mapping[str, Any], Path], VideoSet]
 # source key -> (builder, the other keys it accepts)
 SET_SOURCES: dict[str, tuple[SetBuilder | None, tuple[str, ...]]] = {
-    "folder": (sources.folder_set, ("recursive", "extensions")),
-    "glob": (sources.glob_set, ("allow_outside",)),
-    "files": (sources.files_set, ()),
-    "annotations": (sources.annotation_set, ("video_dir", "role")),
-    "mixed_folder": (None, ("suffixes", "unmatched")),  # yields two sets, see _load_sets
+    "folder": (sources.folder_set, ("recursive", "extensions", "prompts")),
+    "glob": (sources.glob_set, ("allow_outside", "prompts")),
+    "files": (sources.files_set, ("prompts",)),
+    "annotations": (sources.annotation_set, ("video_dir", "role", "prompts")),
+    "mixed_folder": (None, ("suffixes", "unmatched", "prompts")),  # yields two sets, see _load_sets
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.+\-\[\]]+$")
 
@@ -58,6 +58,8 @@ class CheckSpec:
     pairs: tuple[tuple[Video, Video], ...] = ()
     unpaired: tuple[SkippedVideo, ...] = ()
     policy: GatePolicy = field(default_factory=GatePolicy)
+    # a metric that needs prompts, under on_bad_video: skip: the videos of its sets without one, left out
+    without_prompt: tuple[SkippedVideo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,8 +198,12 @@ def _load_set(path: Path, section: MarkedDict, name: str, spec: Any) -> list[Vid
     _unknown_key(path, spec, (kind, *extra_keys), f"video set '{name}' ({kind})")
     try:
         if builder is None:
-            return list(sources.mixed_folder_sets(name, spec, path.parent))
-        return [builder(name, spec, path.parent)]
+            built = list(sources.mixed_folder_sets(name, spec, path.parent))
+        else:
+            built = [builder(name, spec, path.parent)]
+        if "prompts" in spec:  # both sets of a mixed folder: one manifest for the pairs
+            built = sources.attach_prompts(built, spec["prompts"], path.parent)
+        return built
     except ParamError as exc:
         raise SuiteError(path, spec.line_of(exc.key), str(exc)) from None
 
@@ -315,13 +321,9 @@ def _load_check(path: Path, check: MarkedDict, sets: Mapping[str, VideoSet], pro
     if overrides:
         check_protocol = _protocol(path, MarkedDict(overrides), check_protocol, f"{where}: params")
     _check_requirements(path, check, params_raw, metric_cls, params, check_protocol, registry, device_type, where)
-    if metric_cls.spec.needs_prompts:
-        for set_name in set_names:
-            if not any(video.prompt for video in sets[set_name].videos):
-                raise SuiteError(path, check.line, f"{where}: metric '{metric_name}' needs the prompt of each video, "
-                                                   f"and set '{set_name}' has none; define it from annotations with "
-                                                   "prompts (see README, video sets)")
     policy = _bad_video_policy(path, check, on_bad_video)
+    without_prompt = _without_prompt(path, check, sets, set_names, policy, where) if metric_cls.spec.needs_prompts \
+        else ()
     low, high = _number(path, check, "min"), _number(path, check, "max")
     if low is not None and high is not None and low > high:
         raise SuiteError(path, check.line_of("min"), f"{where}: min {low:g} is above max {high:g}")
@@ -336,6 +338,8 @@ def _load_check(path: Path, check: MarkedDict, sets: Mapping[str, VideoSet], pro
             pairs, unpaired = sources.pair_sets(sets[set_names[0]], sets[set_names[1]])
         except ParamError as exc:
             raise SuiteError(path, check.line_of(exc.key), f"{where}: {exc}") from None
+        if without_prompt:  # a pair with a video left out for want of a prompt is left out
+            pairs = [(ref, cand) for ref, cand in pairs if ref.prompt and cand.prompt]
         if unpaired and policy == "error":
             listing = "; ".join(f"{s.label}: {s.reason}" for s in unpaired[:10])
             raise SuiteError(path, check.line, f"{where}: {len(unpaired)} unmatched video(s) between "
@@ -346,7 +350,30 @@ def _load_check(path: Path, check: MarkedDict, sets: Mapping[str, VideoSet], pro
                                                f"'{set_names[0]}' (videos pair by file name without extension)")
     gate = _policy(path, check, gate_defaults, where)
     return CheckSpec(item_id, metric_name, set_names, params, Threshold(low, high), check_protocol, policy,
-                     check.line, str(check.get("description", "")), tuple(pairs), tuple(unpaired), gate)
+                     check.line, str(check.get("description", "")), tuple(pairs), tuple(unpaired), gate,
+                     without_prompt)
+
+
+def _without_prompt(path: Path, check: MarkedDict, sets: Mapping[str, VideoSet], set_names: Sequence[str],
+                    policy: BadVideoPolicy, where: str) -> tuple[SkippedVideo, ...]:
+    """For a metric that needs prompts: every video of the check's sets has one (else an error naming those
+    without), or, under on_bad_video: skip, those without are left out (returned) while each set keeps one."""
+    left_out: list[SkippedVideo] = []
+    for set_name in set_names:
+        missing = [video.label for video in sets[set_name].videos if not video.prompt]
+        if not missing:
+            continue
+        listing = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        fix = (f"add them to the 'prompts:' source of set '{set_name}' (a CSV, JSONL or JSON manifest, or 'txt' "
+               "sidecar files; see README, video sets)")
+        none_left = len(missing) == len(sets[set_name].videos)  # skipping them all would leave nothing to score
+        if policy == "error" or none_left:
+            skip = "" if none_left else ", or set 'on_bad_video: skip' to leave them out"
+            raise SuiteError(path, check.line, f"{where}: metric '{check['metric']}' needs the prompt of each video; "
+                                               f"{len(missing)} video(s) of set '{set_name}' have none: {listing}; "
+                                               f"{fix}{skip}")
+        left_out.extend(SkippedVideo(label, "no prompt") for label in missing)
+    return tuple(left_out)
 
 
 def _check_requirements(path: Path, check: MarkedDict, params_raw: MarkedDict, metric_cls: type[Metric],

@@ -276,3 +276,45 @@ def test_a_named_output_is_located_by_the_declared_widths() -> None:
     with pytest.raises(Exception, match="has no output 'pool5'; it has pool3, logits_unbiased"):
         inception.output_columns("pool5")
 
+
+
+def test_a_warm_rerun_reuses_the_interval_of_unchanged_inputs(pytester: pytest.Pytester) -> None:
+    """The interval is a function of the videos' bytes, protocol, parameters, value and bootstrap settings: stored
+    with the features, a re-run of unchanged inputs reuses it; any change computes it again."""
+    make_videos(pytester.path)
+    suite = pytester.path / "aigve_demo.yaml"
+    suite.write_text(SUITE_DEMO)
+    run = ["--aigve-report-dir", "out", "--aigve-cache-dir", "cache"]
+
+    def records() -> dict[str, dict]:
+        results = json.loads((pytester.path / "out" / "aigve-results.json").read_text())
+        return {record["check"]: record for record in results["records"]}
+
+    pytester.runpytest_subprocess(*run).assert_outcomes(passed=2)
+    cold = records()
+    pytester.runpytest_subprocess(*run).assert_outcomes(passed=2)
+    warm = records()
+    for check, record in cold.items():
+        assert "interval_reused" not in record["details"]
+        assert warm[check]["details"]["interval_reused"] is True and warm[check]["interval"] == record["interval"]
+    suite.write_text(SUITE_DEMO.replace("seed: 1", "seed: 2"))  # another bootstrap seed: computed again
+    pytester.runpytest_subprocess(*run).assert_outcomes(passed=2)
+    assert all("interval_reused" not in record["details"] for record in records().values())
+    (pytester.path / "videos" / "gen" / "clip_0.mp4").write_bytes(
+        (pytester.path / "videos" / "ref" / "clip_0.mp4").read_bytes())  # another video's bytes: computed again
+    pytester.runpytest_subprocess(*run).assert_outcomes(passed=2)
+    assert all("interval_reused" not in record["details"] for record in records().values())
+
+
+SUITE_DEMO = """\
+suite: demo
+protocol: {frames: 8, fps: 6}
+defaults:
+  bootstrap: {resamples: 50, seed: 1}
+video_sets:
+  ref: {folder: videos/ref}
+  gen: {folder: videos/gen}
+checks:
+  - {metric: flicker, set: gen}
+  - {metric: psnr, reference: ref, candidate: gen}
+"""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import MetricError, VideoError
@@ -24,8 +25,9 @@ class SuiteInputs(MetricInputs):
     def __init__(self, suite: Suite, check: CheckSpec, ctx: EvalContext) -> None:
         self.suite, self.check, self.ctx = suite, check, ctx
         self.used: dict[str, list[str]] = {name: [] for name in check.sets}
-        # left out before any decoding: unmatched in pairing, or by the set's own definition
-        found_earlier = [*check.unpaired, *(s for name in check.sets for s in suite.sets[name].skipped)]
+        # left out before any decoding: unmatched in pairing, by the set's own definition, or without a prompt
+        found_earlier = [*check.unpaired, *(s for name in check.sets for s in suite.sets[name].skipped),
+                         *check.without_prompt]
         self.skipped: list[SkippedVideo] = list(dict.fromkeys(found_earlier))
         self.resolutions: set[str] = set()
         self.started = time.perf_counter()
@@ -112,7 +114,10 @@ class SuiteInputs(MetricInputs):
         index = {"set": 0, "reference": 0, "candidate": 1}[role]
         if role == "candidate" and len(self.check.sets) < 2:
             raise MetricError(f"{self.check.metric} asked for a candidate set, but the check has one set")
-        return self.suite.sets[self.check.sets[index]]
+        video_set = self.suite.sets[self.check.sets[index]]
+        if self.check.without_prompt:  # listed in skipped (found_earlier); pairs() reads check.pairs, filtered too
+            video_set = replace(video_set, videos=tuple(video for video in video_set.videos if video.prompt))
+        return video_set
 
     def prompts(self, role: Role = "set") -> dict[str, str]:
         return {video.label: video.prompt for video in self._set_for(role).videos if video.prompt}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -25,12 +26,13 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import VideoError
-from ..files import sha256_file
+from ..files import sha256_file, write_atomic
 from ..protocol import ClipProtocol
 from ..videos.cache import ClipCache
 from ..videos.pipeline import DecodeStats
@@ -121,6 +123,7 @@ class FeatureStore:
         self._bad: set[str] = set()  # keys whose disk entry was bad and could not be deleted: not read again
         self.stats = FeatureStoreStats()
         self.disk_problem: str | None = None  # set when the folder cannot be written: the store stops writing
+        self._records: dict[tuple[str, str], dict[str, Any]] = {}
 
     def key(self, video: Video, protocol: ClipProtocol, backbone: Backbone) -> str:
         if not video.path.is_file():
@@ -152,6 +155,36 @@ class FeatureStore:
                 self.stats.computed += 1
                 found[key] = features
         return [found[key] for key in keys]
+
+    def _record_path(self, kind: str, key: str) -> Path | None:
+        return None if self.disk_dir is None else self.disk_dir / kind / key[:2] / f"{key}.json"
+
+    def record(self, kind: str, key: str) -> dict[str, Any] | None:
+        """A small JSON record of `kind` (e.g. "intervals") saved under `key`, from memory or disk, or None. A file
+        that does not parse or holds another key is ignored (and replaced by the next save)."""
+        if (kind, key) in self._records:
+            return self._records[(kind, key)]
+        path = self._record_path(kind, key)
+        if path is None or self.disk_problem is not None:
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("key") != key or not isinstance(data.get("value"), dict):
+            return None
+        self._records[(kind, key)] = data["value"]
+        return self._records[(kind, key)]
+
+    def save_record(self, kind: str, key: str, value: dict[str, Any]) -> None:
+        self._records[(kind, key)] = value
+        path = self._record_path(kind, key)
+        if path is None or self.disk_problem is not None:
+            return
+        try:
+            write_atomic(path, json.dumps({"key": key, "value": value}, sort_keys=True))
+        except OSError as exc:
+            self._unwritable(exc)
 
     def cached(self, content: str, protocol: ClipProtocol, backbone: Backbone) -> np.ndarray | None:
         """Features of a video known only by the SHA-256 of its bytes (a baseline run's video that may no longer

@@ -1,4 +1,5 @@
-"""Video sets from folders, globs, explicit lists, AIGVE annotation JSON and mixed folders.
+"""Video sets from folders, globs, explicit lists, AIGVE annotation JSON and mixed folders, and the prompts a
+set's `prompts:` key attaches to its videos (a CSV, JSONL or JSON manifest, or `.txt` files beside the videos).
 
 Every function here raises ParamError(key, message) for a bad definition; the suite loader
 turns the key into a file:line location.
@@ -12,11 +13,12 @@ folder unless the set says `allow_outside: true`.
 
 from __future__ import annotations
 
+import csv
 import fnmatch
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ from ..errors import ParamError
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v")
 ANNOTATION_LIST_KEYS: tuple[str, ...] = ("data_list", "datset_list", "dataset_list")  # upstream misspellings
 DEFAULT_GENERATED_SUFFIXES: tuple[str, ...] = ("synthetic", "generated")
+PROMPT_SIDECAR = "txt"  # `prompts: txt`: clip.mp4 -> clip.txt
+PROMPT_PATH_COLUMNS: tuple[str, ...] = ("path", "video")  # the column (CSV) or key (JSONL) naming the video
 MAX_SCANNED_PATHS = 100_000  # directory entries one folder or glob set may visit (`glob: /**/*.mp4` would not end)
 
 
@@ -410,3 +414,147 @@ def pair_sets(reference: VideoSet, candidate: VideoSet) -> tuple[list[tuple[Vide
         if key not in seen:
             problems.append(SkippedVideo(video.label, f"no video '{key}' in candidate set '{candidate.name}'"))
     return pairs, problems
+
+
+# --- prompts: a manifest or sidecar files attached to a set's videos ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class _PromptEntry:
+    name: str  # as written: a path relative to the manifest's folder, a bare file name or a stem
+    prompt: str
+    where: str  # "line 3" (CSV, JSONL) or "key 'clip.mp4'" (JSON)
+
+
+def _read_text(path: Path, what: str) -> str:
+    if not path.is_file():
+        raise ParamError("prompts", f"prompts {what} not found: {path} (paths are relative to the suite file)")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParamError("prompts", f"prompts {what} {path} is not UTF-8 ({exc.reason} at byte {exc.start}); "
+                                    "save it as UTF-8") from None
+    except OSError as exc:
+        raise ParamError("prompts", f"cannot read prompts {what} {path}: {exc.strerror or exc}") from None
+
+
+def _csv_entries(path: Path) -> list[_PromptEntry]:
+    reader = csv.DictReader(_read_text(path, "file").splitlines(keepends=True))
+    header = reader.fieldnames or []
+    column = next((c for c in PROMPT_PATH_COLUMNS if c in header), None)
+    if column is None or "prompt" not in header:
+        raise ParamError("prompts", f"prompts file {path}: line 1 must be a header with a 'path' (or 'video') column "
+                                    f"and a 'prompt' column, found {header!r}; e.g. 'path,prompt'")
+    try:
+        return [_PromptEntry(row[column] or "", row["prompt"] or "", f"line {reader.line_num}") for row in reader]
+    except csv.Error as exc:
+        raise ParamError("prompts", f"prompts file {path}: line {reader.line_num} is not valid CSV ({exc}); "
+                                    "quote prompts holding commas or quotes") from None
+
+
+def _jsonl_entries(path: Path) -> list[_PromptEntry]:
+    entries = []
+    for number, line in enumerate(_read_text(path, "file").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ParamError("prompts", f"prompts file {path}: line {number} is not valid JSON ({exc.msg}, "
+                                        f"column {exc.colno}); each line must be one object") from None
+        name = next((item[c] for c in PROMPT_PATH_COLUMNS if c in item), None) if isinstance(item, dict) else None
+        if not isinstance(name, str) or not isinstance(item.get("prompt"), str):
+            raise ParamError("prompts", f"prompts file {path}: line {number} needs a string 'path' (or 'video') "
+                                        'and a string \'prompt\', like {"path": "clip.mp4", "prompt": "a cat"}')
+        entries.append(_PromptEntry(name, item["prompt"], f"line {number}"))
+    return entries
+
+
+def _json_entries(path: Path) -> list[_PromptEntry]:
+    try:
+        data = json.loads(_read_text(path, "file"))
+    except json.JSONDecodeError as exc:
+        raise ParamError("prompts", f"prompts file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                                    f"{exc.msg}); fix or regenerate it") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ParamError("prompts", f"prompts file {path} must be one JSON object mapping video file names (or "
+                                    'stems) to prompts, like {"clip.mp4": "a cat"}; use .jsonl for one object a line')
+    return [_PromptEntry(name, prompt, f"key {name!r}") for name, prompt in data.items()]
+
+
+PROMPT_READERS = {".csv": _csv_entries, ".jsonl": _jsonl_entries, ".json": _json_entries}
+
+
+def _sidecar_prompts(videos: Sequence[Video]) -> dict[Path, str]:
+    prompts = {}
+    for video in videos:
+        sidecar = video.path.with_suffix(".txt")
+        if sidecar.exists():
+            prompts[video.path] = _read_text(sidecar, "sidecar").removesuffix("\n").removesuffix("\r")
+    return prompts
+
+
+def _match(entry: _PromptEntry, folder: Path, videos: Sequence[Video]) -> list[Video]:
+    """The videos an entry names: by path relative to the manifest's folder; a bare name (no folder part) also by
+    file name, then by stem, where that names one video."""
+    target = os.path.normpath(folder / entry.name)
+    found = [video for video in videos if os.path.normpath(video.path) == target]
+    if found or Path(entry.name).name != entry.name:
+        return found
+    for attribute in ("name", "stem"):
+        found = [video for video in videos if getattr(video.path, attribute) == entry.name]
+        if len(found) == 1:
+            return found
+    return []
+
+
+def _manifest_prompts(path: Path, video_sets: Sequence[VideoSet]) -> dict[Path, str]:
+    reader = PROMPT_READERS.get(path.suffix.lower())
+    if reader is None:
+        raise ParamError("prompts", f"'prompts' must name a .csv, .jsonl or .json file, or be '{PROMPT_SIDECAR}' "
+                                    f"(a .txt beside each video), got {path.name!r}")
+    entries = [entry for entry in reader(path) if entry.name]
+    videos = [video for video_set in video_sets for video in video_set.videos]
+    prompts: dict[Path, str] = {}
+    given_by: dict[Path, _PromptEntry] = {}
+    unmatched: list[str] = []
+    for entry in entries:
+        found = _match(entry, path.parent, videos)
+        if not found:
+            unmatched.append(entry.name)
+        for video in found:
+            first = given_by.setdefault(video.path, entry)
+            if first.prompt != entry.prompt:
+                raise ParamError("prompts", f"prompts file {path}: {first.where} and {entry.where} give different "
+                                            f"prompts for {video.label}; keep one")
+            if entry.prompt:
+                prompts[video.path] = entry.prompt
+    if not given_by:
+        names = ", ".join(repr(name) for name in unmatched[:5]) + (f" and {len(unmatched) - 5} more"
+                                                                   if len(unmatched) > 5 else "")
+        sets = " and ".join(f"'{video_set.name}'" for video_set in video_sets)
+        raise ParamError("prompts", f"prompts file {path} names no video of set {sets} "
+                                    f"({len(entries)} entries: {names or 'none'}); give paths relative to "
+                                    f"{path.parent}, or bare file names or stems (e.g. {videos[0].path.name!r})")
+    return prompts
+
+
+def attach_prompts(video_sets: Sequence[VideoSet], value: Any, base: Path) -> list[VideoSet]:
+    """The sets with the prompts of their `prompts:` source (a manifest relative to `base`, or 'txt'), which take
+    precedence over prompts the set's own source gave (annotations, files). Entries naming no video of the sets
+    are ignored, unless no entry names any (a wrong manifest): then it is an error naming the entries."""
+    if not isinstance(value, str) or not value:
+        raise ParamError("prompts", f"'prompts' must be a .csv, .jsonl or .json file, or '{PROMPT_SIDECAR}', "
+                                    f"got {value!r}")
+    videos = [video for video_set in video_sets for video in video_set.videos]
+    if value == PROMPT_SIDECAR:
+        prompts = _sidecar_prompts(videos)
+        if not prompts:
+            sample = videos[0].path.with_suffix(".txt")
+            raise ParamError("prompts", f"'prompts: {PROMPT_SIDECAR}': no video of set "
+                                        f"'{video_sets[0].name}' has a .txt beside it (looked for {sample}, ...)")
+    else:
+        prompts = _manifest_prompts(base / value, video_sets)
+    return [replace(video_set, videos=tuple(replace(video, prompt=prompts[video.path]) if video.path in prompts
+                                            else video for video in video_set.videos))
+            for video_set in video_sets]
