@@ -111,7 +111,27 @@ class CheckItem(pytest.Item):
             self.record.message = str(exc)
             pytest.fail(printable(f"{self.check.id}: cannot compute {self.check.metric}: {exc}"), pytrace=False)
         self._record_result(self.result)
+        self._record_agreement()
         self._check_fingerprint()
+
+    def _record_agreement(self) -> None:
+        """With `agreement:`, the per-video scores against the videos' human ratings (an error if not measurable)."""
+        spec = self.check.agreement
+        if spec is None:
+            return
+        from .agreement import agreement_properties, agreement_record
+
+        if self.check.without_rating:
+            self.record.warnings.append(f"left out of the agreement with '{spec.ratings}' (no rating): "
+                                        f"{', '.join(s.label for s in self.check.without_rating)}")
+        try:
+            self.record.agreement = agreement_record(self.check.metric, spec, self.record.per_video,
+                                                     self.suite.sets[self.check.sets[-1]].videos,
+                                                     self.higher_is_better, self.check.policy.bootstrap)
+        except AigveError as exc:
+            self.record.message = str(exc)
+            pytest.fail(printable(f"{self.check.id}: cannot measure the agreement: {exc}"), pytrace=False)
+        self.user_properties.extend(agreement_properties(self.record.agreement))
 
     def _baseline_entry(self) -> tuple[str, dict[str, Any]] | None:
         """(baseline name, this check's entry), when the baseline has one."""
@@ -207,6 +227,10 @@ class CheckItem(pytest.Item):
                              self.check.threshold, policy, baseline, used, paired, failures)
         if record.baseline_status == "new":
             self._gate_new_check(gate, policy.warn)
+        if record.agreement is not None:
+            from .agreement import apply_to_gate
+
+            apply_to_gate(gate, record.agreement, policy.warn)
         record.gate = gate.to_dict()
         worst = worst_first(scores, record.per_video_baseline, self.higher_is_better)[:WORST_VIDEOS]
         if self.context.make_thumbnails:

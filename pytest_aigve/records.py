@@ -63,6 +63,9 @@ class ItemRecord:
     baseline_status: str = ""  # "" (no baseline compared), "matched", or "new" (the baseline has no entry)
     on_missing_baseline: str = "warn"  # the suite's policy for checks and entries that do not match
     suite_baseline_unmatched: list[str] = field(default_factory=list)  # the suite's entries no check matched
+    # `agreement:` checks: the scores against human ratings (agreement.agreement_record: ratings, n, direction,
+    # coefficients, gate, verdict, message, points, models); None for other checks
+    agreement: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -28,20 +28,40 @@ MAX_RESAMPLES = 10_000  # a Fréchet resample costs a full recomputation: 10 000
 GATE_KEYS = ("tolerance", "gate", "bootstrap", "warn", "per_video", "max_drop")
 DEFAULTS_KEYS = (*GATE_KEYS, "small_set", "metrics")
 CHECK_KEYS = ("name", "metric", "set", "reference", "candidate", "params", "min", "max", "protocol",
-              "on_bad_video", "description", *GATE_KEYS)
+              "on_bad_video", "description", "agreement", *GATE_KEYS)
+AGREEMENT_KEYS = ("ratings", "min_spearman", "min_kendall", "min_plcc", "group_by", "gate")
+AgreementGate = Literal["point", "interval"]
+AGREEMENT_GATES: tuple[AgreementGate, ...] = ("point", "interval")
 BadVideoPolicy = Literal["error", "skip"]
 BAD_VIDEO_POLICIES: tuple[BadVideoPolicy, ...] = ("error", "skip")
 
 SetBuilder = Callable[[str, Mapping[str, Any], Path], VideoSet]
 # source key -> (builder, the other keys it accepts)
 SET_SOURCES: dict[str, tuple[SetBuilder | None, tuple[str, ...]]] = {
-    "folder": (sources.folder_set, ("recursive", "extensions", "prompts")),
-    "glob": (sources.glob_set, ("allow_outside", "prompts")),
-    "files": (sources.files_set, ("prompts",)),
-    "annotations": (sources.annotation_set, ("video_dir", "role", "prompts")),
-    "mixed_folder": (None, ("suffixes", "unmatched", "prompts")),  # yields two sets, see _load_sets
+    "folder": (sources.folder_set, ("recursive", "extensions", "prompts", "ratings")),
+    "glob": (sources.glob_set, ("allow_outside", "prompts", "ratings")),
+    "files": (sources.files_set, ("prompts", "ratings")),
+    "annotations": (sources.annotation_set, ("video_dir", "role", "prompts", "ratings")),
+    "mixed_folder": (None, ("suffixes", "unmatched", "prompts", "ratings")),  # yields two sets, see _load_sets
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.+\-\[\]]+$")
+
+
+@dataclass(frozen=True)
+class AgreementSpec:
+    """`agreement:` of a check: how well its per-video scores track one human rating (see agreement.py)."""
+
+    ratings: str  # the rating field, e.g. technical_quality
+    min_spearman: float | None = None
+    min_kendall: float | None = None
+    min_plcc: float | None = None
+    group_by: str | None = None  # a label field (e.g. model): also compare the groups' mean scores and ratings
+    gate: AgreementGate = "point"  # point: the coefficient; interval: the high end of its bootstrap interval
+
+    def minimums(self) -> dict[str, float]:
+        """The coefficients gated, by name (spearman, kendall, plcc), with their minimum."""
+        found = {"spearman": self.min_spearman, "kendall": self.min_kendall, "plcc": self.min_plcc}
+        return {name: value for name, value in found.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -60,6 +80,9 @@ class CheckSpec:
     policy: GatePolicy = field(default_factory=GatePolicy)
     # a metric that needs prompts, under on_bad_video: skip: the videos of its sets without one, left out
     without_prompt: tuple[SkippedVideo, ...] = ()
+    agreement: AgreementSpec | None = None
+    # with agreement under on_bad_video: skip, the videos of the set without the rating, left out of the agreement
+    without_rating: tuple[SkippedVideo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,6 +226,8 @@ def _load_set(path: Path, section: MarkedDict, name: str, spec: Any) -> list[Vid
             built = [builder(name, spec, path.parent)]
         if "prompts" in spec:  # both sets of a mixed folder: one manifest for the pairs
             built = sources.attach_prompts(built, spec["prompts"], path.parent)
+        if "ratings" in spec:
+            built = sources.attach_ratings(built, spec["ratings"], path.parent)
         return built
     except ParamError as exc:
         raise SuiteError(path, spec.line_of(exc.key), str(exc)) from None
@@ -349,9 +374,69 @@ def _load_check(path: Path, check: MarkedDict, sets: Mapping[str, VideoSet], pro
             raise SuiteError(path, check.line, f"{where}: no video of '{set_names[1]}' has a partner in "
                                                f"'{set_names[0]}' (videos pair by file name without extension)")
     gate = _policy(path, check, gate_defaults, where)
+    agreement: AgreementSpec | None = None
+    without_rating: tuple[SkippedVideo, ...] = ()
+    if "agreement" in check:
+        agreement, without_rating = _agreement(path, check, metric_cls, sets[set_names[-1]], policy, where)
     return CheckSpec(item_id, metric_name, set_names, params, Threshold(low, high), check_protocol, policy,
                      check.line, str(check.get("description", "")), tuple(pairs), tuple(unpaired), gate,
-                     without_prompt)
+                     without_prompt, agreement, without_rating)
+
+
+def _field_of_set(path: Path, spec: MarkedDict, key: str, known: Sequence[str], video_set: VideoSet,
+                  what: str, where: str) -> str:
+    """A rating (or label) field named by `agreement:`, which some video of the set must have."""
+    value = spec[key]
+    if not isinstance(value, str) or not value:
+        raise SuiteError(path, spec.line_of(key), f"{where}: agreement: '{key}' must be the name of a {what} "
+                                                  f"field, got {value!r}")
+    if value in known:
+        return value
+    close = difflib.get_close_matches(value, known, n=1)
+    hint = (f"; did you mean '{close[0]}'?" if close else f"; its {what}s: {', '.join(known)}" if known else
+            f"; its videos have no {what}s (an 'annotations' set gives them, or a 'ratings:' CSV or JSONL manifest)")
+    raise SuiteError(path, spec.line_of(key), f"{where}: agreement: no video of set '{video_set.name}' has a "
+                                              f"{what} '{value}'{hint}")
+
+
+def _agreement(path: Path, check: MarkedDict, metric_cls: type[Metric], video_set: VideoSet,
+               policy: BadVideoPolicy, where: str) -> tuple[AgreementSpec, tuple[SkippedVideo, ...]]:
+    """`agreement:` validated against the metric (per-video scores) and the set (a rating its videos have)."""
+    spec = _mapping(path, check["agreement"], check.line_of("agreement"), f"{where}: 'agreement'")
+    _unknown_key(path, spec, AGREEMENT_KEYS, f"{where}: agreement")
+    if metric_cls.spec.kind == "sets":
+        raise SuiteError(path, check.line_of("agreement"), f"{where}: 'agreement' compares each video's score with "
+                                                           f"its rating, but metric '{check['metric']}' gives one "
+                                                           "score for the whole set; use a per-video metric")
+    if "ratings" not in spec:
+        raise SuiteError(path, spec.line, f"{where}: agreement needs 'ratings': the rating field to compare with, "
+                                          "e.g. {ratings: technical_quality, min_spearman: 0.3}")
+    rating_names = sorted({name for video in video_set.videos for name in video.ratings})
+    ratings = _field_of_set(path, spec, "ratings", rating_names, video_set, "rating", where)
+    group_by = None
+    if spec.get("group_by") is not None:
+        label_names = sorted({name for video in video_set.videos for name in video.labels})
+        group_by = _field_of_set(path, spec, "group_by", label_names, video_set, "label", where)
+    minimums = {}
+    for key in ("min_spearman", "min_kendall", "min_plcc"):
+        value = _number(path, spec, key)
+        if value is not None and not -1 <= value <= 1:
+            raise SuiteError(path, spec.line_of(key), f"{where}: agreement: '{key}' must be between -1 and 1 (a "
+                                                      f"correlation), got {value:g}")
+        minimums[key] = value
+    gate = spec.get("gate", "point")
+    if gate not in AGREEMENT_GATES:
+        raise SuiteError(path, spec.line_of("gate"), f"{where}: agreement: 'gate' must be 'point' or 'interval', "
+                                                     f"got {gate!r}")
+    missing = [video.label for video in video_set.videos if ratings not in video.ratings]
+    if missing and policy == "error":
+        listing = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise SuiteError(path, spec.line_of("ratings"), f"{where}: agreement: {len(missing)} video(s) of set "
+                                                        f"'{video_set.name}' have no rating '{ratings}': {listing}; "
+                                                        "rate them, or set 'on_bad_video: skip' to leave them out")
+    agreement = AgreementSpec(ratings, minimums["min_spearman"], minimums["min_kendall"], minimums["min_plcc"],
+                              group_by, cast(AgreementGate, gate))
+    return agreement, tuple(SkippedVideo(label, f"no rating '{ratings}'") for label in missing)
 
 
 def _without_prompt(path: Path, check: MarkedDict, sets: Mapping[str, VideoSet], set_names: Sequence[str],

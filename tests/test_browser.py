@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -75,3 +76,31 @@ def test_failed_item_shows_its_worst_pair_side_by_side(pytester: pytest.Pytester
     assert len(paired_rows) >= 100, "no reference | candidate strips side by side in the screenshot"
     first = colour_runs(image[paired_rows[0]], 300)
     assert first[0][1] < first[1][0]  # left and right, not overlapping
+
+
+def test_agreement_scatter_plot_renders_in_chromium(pytester: pytest.Pytester, tmp_path: Path,
+                                                    shared_data: Path) -> None:
+    """Issue 11 acceptance: the example agreement suite writes its scatter plot into the HTML report, and a
+    browser draws it: blue points and red outlier rings inside the opened details block."""
+    suite = (EXAMPLES / "agreement.yaml").read_text().replace("../../shared/data", str(shared_data))
+    (pytester.path / "aigve_agreement.yaml").write_text(suite)
+    pytester.runpytest("--aigve-report-dir", "out", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    report = pytester.path / "out" / "aigve-report.html"
+    html = report.read_text()
+    assert html.count("<svg") >= 1 and 'class="outlier"' in html and "technical_quality" in html
+    opened = html.replace("<details", "<details open")
+
+    def drawn(page: str, name: str) -> tuple[int, int]:
+        """(red outlier-ring pixels, blue point pixels) in a screenshot of `page`."""
+        path = tmp_path / f"{name}.html"
+        path.write_text(page)
+        image = screenshot(path, tmp_path / f"{name}.png", tmp_path / "profile").astype(int)
+        red, green, blue = image[..., 0], image[..., 1], image[..., 2]
+        rings = (red > 180) & (green < 80) & (blue < 90)  # #cf222e
+        points = (blue > 180) & (red < 150) & (green > 80) & (green < 200)  # #0969da at 0.7 opacity on white
+        return int(rings.sum()), int(points.sum())
+
+    with_plot = drawn(opened, "with")
+    without_plot = drawn(re.sub(r"<svg.*?</svg>", "", opened, flags=re.S), "without")  # the same page, no plot
+    assert with_plot[0] - without_plot[0] > 20 and with_plot[1] - without_plot[1] > 20, \
+        f"the scatter plot's outlier rings and points are not drawn: {with_plot} vs {without_plot} without it"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import jinja2
@@ -72,12 +73,82 @@ def per_video_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
             for key in worst_first(scores, before, record["higher_is_better"])]
 
 
+@dataclass(frozen=True)
+class Coefficient:
+    name: str
+    value: str  # with its interval
+    level: str  # "95%", or "" where no interval was computed
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    group: str
+    n: str
+    mean_score: str
+    mean_rating: str
+    rank_score: str
+    rank_rating: str
+
+
+@dataclass(frozen=True)
+class AgreementView:
+    """What the report shows of an agreement check: plain text (escaped by the template) and the scatter plot
+    (markup built from escaped text only)."""
+
+    ratings: str
+    n: str
+    direction: str
+    coefficients: list[Coefficient]
+    gate: str
+    verdict: str
+    message: str
+    scatter: markupsafe.Markup
+    group_by: str
+    models: list[ModelRow]
+    model_kendall: str
+    pairwise_accuracy: str
+
+
+def _text(value: Any) -> str:
+    return "—" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def agreement_view(record: dict[str, Any]) -> AgreementView | None:
+    from .scatter import scatter_svg
+    from .summary import coefficient_text
+
+    agreement = record.get("agreement")
+    if not agreement:
+        return None
+    coefficients = []
+    for name, coefficient in (agreement.get("coefficients") or {}).items():
+        level = (coefficient or {}).get("level")
+        coefficients.append(Coefficient(name, coefficient_text(coefficient),
+                                        f"{level * 100:g}%" if isinstance(level, int | float) else ""))
+    gate = ", ".join(f"{key.removeprefix('min_')} ≥ {_text(bound)}" if key.startswith("min_")
+                     else f"{key} {_text(bound)}" for key, bound in (agreement.get("gate") or {}).items())
+    ratings = str(agreement.get("ratings", "ratings"))
+    scatter = scatter_svg(agreement.get("points") or [], f"{record['metric']} score", ratings)
+    models = agreement.get("models") or {}
+    return AgreementView(
+        ratings=ratings, n=_text(agreement.get("n")), direction=str(agreement.get("direction", "")),
+        coefficients=coefficients, gate=gate or "—", verdict=str(agreement.get("verdict", "—")),
+        message=str(agreement.get("message", "")),
+        scatter=markupsafe.Markup(scatter),  # safe: scatter_svg builds it from escaped text only
+        group_by=str(models.get("group_by", "")),
+        models=[ModelRow(str(m.get("group", "?")), _text(m.get("n")), _text(m.get("mean_score")),
+                         _text(m.get("mean_rating")), _text(m.get("rank_score")), _text(m.get("rank_rating")))
+                for m in models.get("table") or []],
+        model_kendall=_text(models.get("kendall")), pairwise_accuracy=_text(models.get("pairwise_accuracy")))
+
+
 def render_html(results: dict[str, Any]) -> str:
     from .summary import chart_svg, headline, notices, row
 
     template = _ENV.get_template("report.html.j2")
     records = results["records"]
-    table = [{"record": r, "row": row(r), "chart": markupsafe.Markup(chart_svg(r)), "videos": per_video_rows(r)}
+    table = [{"record": r, "row": row(r), "chart": markupsafe.Markup(chart_svg(r)), "videos": per_video_rows(r),
+              "agreement": agreement_view(r)}
              for r in records]
     return template.render(results=results, records=records, table=table, summary=results["summary"],
                            set_strips=_set_strips(records), env=results["environment"],

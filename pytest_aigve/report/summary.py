@@ -51,6 +51,37 @@ def row(record: dict[str, Any]) -> Row:
                gate.get("tolerance", "—") if baseline is not None else "—", verdict, status)
 
 
+def _coefficient_number(value: Any) -> str:
+    """A coefficient as shown: None (undefined, e.g. constant ratings) or a JSON "nan" shown as such."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.3g}"
+    return "—" if value is None else str(value)
+
+
+def coefficient_text(coefficient: dict[str, Any] | None, interval: bool = True) -> str:
+    """`0.54 [-0.1, 0.9]`: a correlation with its bootstrap interval (plain text)."""
+    if not coefficient:
+        return "—"
+    text = _coefficient_number(coefficient.get("value"))
+    if interval and (coefficient.get("low") is not None or coefficient.get("high") is not None):
+        text += f" [{_coefficient_number(coefficient.get('low'))}, {_coefficient_number(coefficient.get('high'))}]"
+    return text
+
+
+AGREEMENT_HEADER = ("Check", "Ratings", "Spearman", "Kendall", "PLCC", "n", "Verdict")
+
+
+def agreement_cells(record: dict[str, Any]) -> tuple[str, ...]:
+    """One row of the agreement table of a record that has `agreement` (plain text; each output escapes it)."""
+    agreement = record["agreement"]
+    coefficients = agreement.get("coefficients") or {}
+    return (f"{record['suite']}::{record['check']}", str(agreement.get("ratings", "—")),
+            coefficient_text(coefficients.get("spearman")),
+            coefficient_text(coefficients.get("kendall"), interval=False),
+            coefficient_text(coefficients.get("plcc"), interval=False), str(agreement.get("n", "—")),
+            str(agreement.get("verdict", "—")))
+
+
 def rows(records: list[dict[str, Any]]) -> list[Row]:
     return [row(record) for record in records]
 
@@ -155,6 +186,12 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["| | " + " | ".join(HEADER) + " |", "|---|" + "---|" * len(HEADER)]
         lines += [f"| {ICONS.get(r['outcome'], '')} | " + " | ".join(_md(cell) for cell in row(r).cells()) + " |"
                   for r in records]
+        lines.append("")
+    agreeing = [r for r in records if r.get("agreement")]
+    if agreeing:
+        lines += ["### Agreement with human ratings", "", "| " + " | ".join(AGREEMENT_HEADER) + " |",
+                  "|" + "---|" * len(AGREEMENT_HEADER)]
+        lines += ["| " + " | ".join(_md(cell) for cell in agreement_cells(r)) + " |" for r in agreeing]
         lines.append("")
     extra = notices(results)
     if extra:

@@ -1,5 +1,6 @@
 """Video sets from folders, globs, explicit lists, AIGVE annotation JSON and mixed folders, and the prompts a
-set's `prompts:` key attaches to its videos (a CSV, JSONL or JSON manifest, or `.txt` files beside the videos).
+set's `prompts:` key attaches to its videos (a CSV, JSONL or JSON manifest, or `.txt` files beside the videos),
+and the human ratings its `ratings:` key attaches (a CSV or JSONL manifest, read and matched the same way).
 
 Every function here raises ParamError(key, message) for a bad definition; the suite loader
 turns the key into a file:line location.
@@ -16,8 +17,9 @@ from __future__ import annotations
 import csv
 import fnmatch
 import json
+import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,8 @@ from ..errors import ParamError
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v")
 ANNOTATION_LIST_KEYS: tuple[str, ...] = ("data_list", "datset_list", "dataset_list")  # upstream misspellings
 DEFAULT_GENERATED_SUFFIXES: tuple[str, ...] = ("synthetic", "generated")
+# annotation fields that are neither ratings nor labels of the video
+ANNOTATION_NOT_RATINGS: tuple[str, ...] = ("id", "video_path_pd", "video_path_gt", "prompt_gt")
 PROMPT_SIDECAR = "txt"  # `prompts: txt`: clip.mp4 -> clip.txt
 PROMPT_PATH_COLUMNS: tuple[str, ...] = ("path", "video")  # the column (CSV) or key (JSONL) naming the video
 MAX_SCANNED_PATHS = 100_000  # directory entries one folder or glob set may visit (`glob: /**/*.mp4` would not end)
@@ -38,6 +42,10 @@ class Video:
     key: str  # pairs a reference video with a candidate video
     label: str  # short name for reports
     prompt: str | None = None
+    # human ratings by field (an annotation entry's numbers, a `ratings:` manifest's numeric columns), and the
+    # entry's text fields (e.g. model, category: what `agreement: {group_by: ...}` groups by)
+    ratings: Mapping[str, float] = field(default_factory=dict, hash=False)
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -286,7 +294,9 @@ def _read_annotation_json(path: Path) -> Any:
 
 
 def annotation_set(name: str, spec: Mapping[str, Any], base: Path) -> VideoSet:
-    """AIGVE annotation JSON: {"data_list": [{"video_path_pd", "video_path_gt", "prompt_gt"}, ...]}."""
+    """AIGVE annotation JSON: {"data_list": [{"video_path_pd", "video_path_gt", "prompt_gt"}, ...]}. Every other
+    number of an entry is a rating of its video (AIGVE-Bench: technical_quality, dynamic, ..., overall), every other
+    text a label (model, category)."""
     path = base / str(spec["annotations"])
     data = _read_annotation_json(path)
     role = spec.get("role", "generated")
@@ -312,8 +322,11 @@ def annotation_set(name: str, spec: Mapping[str, Any], base: Path) -> VideoSet:
         relative = entry[field_name]
         key_source = entry.get("video_path_gt") or relative
         prompt = entry.get("prompt_gt")
+        ratings, labels = _split_fields({k: v for k, v in entry.items() if k not in ANNOTATION_NOT_RATINGS},
+                                        {k for k, v in entry.items() if _as_rating(v) is not None
+                                         and not isinstance(v, str)})
         videos.append(Video(video_dir / relative, Path(str(key_source)).stem, relative,
-                            None if prompt is None else str(prompt)))
+                            None if prompt is None else str(prompt), ratings, labels))
     _ensure_nonempty(name, "annotations", videos, f"annotation file {path}")
     return VideoSet(name, tuple(videos), f"annotations {spec['annotations']} ({role})")
 
@@ -420,69 +433,80 @@ def pair_sets(reference: VideoSet, candidate: VideoSet) -> tuple[list[tuple[Vide
 
 
 @dataclass(frozen=True)
-class _PromptEntry:
+class _ManifestEntry:
     name: str  # as written: a path relative to the manifest's folder, a bare file name or a stem
-    prompt: str
+    fields: Mapping[str, Any]  # the entry's other columns (CSV: strings; JSONL and JSON: as parsed)
     where: str  # "line 3" (CSV, JSONL) or "key 'clip.mp4'" (JSON)
 
 
-def _read_text(path: Path, what: str) -> str:
+def _read_text(path: Path, what: str, key: str = "prompts") -> str:
     if not path.is_file():
-        raise ParamError("prompts", f"prompts {what} not found: {path} (paths are relative to the suite file)")
+        raise ParamError(key, f"{key} {what} not found: {path} (paths are relative to the suite file)")
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ParamError("prompts", f"prompts {what} {path} is not UTF-8 ({exc.reason} at byte {exc.start}); "
-                                    "save it as UTF-8") from None
+        raise ParamError(key, f"{key} {what} {path} is not UTF-8 ({exc.reason} at byte {exc.start}); "
+                              "save it as UTF-8") from None
     except OSError as exc:
-        raise ParamError("prompts", f"cannot read prompts {what} {path}: {exc.strerror or exc}") from None
+        raise ParamError(key, f"cannot read {key} {what} {path}: {exc.strerror or exc}") from None
 
 
-def _csv_entries(path: Path) -> list[_PromptEntry]:
-    reader = csv.DictReader(_read_text(path, "file").splitlines(keepends=True))
+def _csv_entries(path: Path, key: str, required: Sequence[str]) -> list[_ManifestEntry]:
+    reader = csv.DictReader(_read_text(path, "file", key).splitlines(keepends=True))
     header = reader.fieldnames or []
     column = next((c for c in PROMPT_PATH_COLUMNS if c in header), None)
-    if column is None or "prompt" not in header:
-        raise ParamError("prompts", f"prompts file {path}: line 1 must be a header with a 'path' (or 'video') column "
-                                    f"and a 'prompt' column, found {header!r}; e.g. 'path,prompt'")
+    if column is None or any(name not in header for name in required):
+        wanted = "".join(f" and a '{name}' column" for name in required)
+        example = ",".join(("path", *required)) if required else "path,overall"
+        raise ParamError(key, f"{key} file {path}: line 1 must be a header with a 'path' (or 'video') column"
+                              f"{wanted}, found {header!r}; e.g. '{example}'")
     try:
-        return [_PromptEntry(row[column] or "", row["prompt"] or "", f"line {reader.line_num}") for row in reader]
+        return [_ManifestEntry(row[column] or "", {name: value or "" for name, value in row.items()
+                                                   if name != column and name is not None}, f"line {reader.line_num}")
+                for row in reader]
     except csv.Error as exc:
-        raise ParamError("prompts", f"prompts file {path}: line {reader.line_num} is not valid CSV ({exc}); "
-                                    "quote prompts holding commas or quotes") from None
+        raise ParamError(key, f"{key} file {path}: line {reader.line_num} is not valid CSV ({exc}); "
+                              "quote values holding commas or quotes") from None
 
 
-def _jsonl_entries(path: Path) -> list[_PromptEntry]:
+def _jsonl_entries(path: Path, key: str, required: Sequence[str]) -> list[_ManifestEntry]:
     entries = []
-    for number, line in enumerate(_read_text(path, "file").splitlines(), start=1):
+    for number, line in enumerate(_read_text(path, "file", key).splitlines(), start=1):
         if not line.strip():
             continue
         try:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ParamError("prompts", f"prompts file {path}: line {number} is not valid JSON ({exc.msg}, "
-                                        f"column {exc.colno}); each line must be one object") from None
-        name = next((item[c] for c in PROMPT_PATH_COLUMNS if c in item), None) if isinstance(item, dict) else None
-        if not isinstance(name, str) or not isinstance(item.get("prompt"), str):
-            raise ParamError("prompts", f"prompts file {path}: line {number} needs a string 'path' (or 'video') "
-                                        'and a string \'prompt\', like {"path": "clip.mp4", "prompt": "a cat"}')
-        entries.append(_PromptEntry(name, item["prompt"], f"line {number}"))
+            raise ParamError(key, f"{key} file {path}: line {number} is not valid JSON ({exc.msg}, "
+                                  f"column {exc.colno}); each line must be one object") from None
+        column = next((c for c in PROMPT_PATH_COLUMNS if c in item), None) if isinstance(item, dict) else None
+        if column is None or not isinstance(item[column], str) or \
+                any(not isinstance(item.get(name), str) for name in required):
+            wanted = "".join(f" and a string '{name}'" for name in required)
+            example = '{"path": "clip.mp4", "prompt": "a cat"}' if required else '{"path": "clip.mp4", "overall": 4}'
+            raise ParamError(key, f"{key} file {path}: line {number} needs a string 'path' (or 'video'){wanted}, "
+                                  f"like {example}")
+        entries.append(_ManifestEntry(item[column], {k: v for k, v in item.items() if k != column},
+                                      f"line {number}"))
     return entries
 
 
-def _json_entries(path: Path) -> list[_PromptEntry]:
+def _json_prompt_entries(path: Path, key: str, required: Sequence[str]) -> list[_ManifestEntry]:
     try:
-        data = json.loads(_read_text(path, "file"))
+        data = json.loads(_read_text(path, "file", key))
     except json.JSONDecodeError as exc:
-        raise ParamError("prompts", f"prompts file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                                    f"{exc.msg}); fix or regenerate it") from None
+        raise ParamError(key, f"{key} file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                              f"{exc.msg}); fix or regenerate it") from None
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise ParamError("prompts", f"prompts file {path} must be one JSON object mapping video file names (or "
-                                    'stems) to prompts, like {"clip.mp4": "a cat"}; use .jsonl for one object a line')
-    return [_PromptEntry(name, prompt, f"key {name!r}") for name, prompt in data.items()]
+        raise ParamError(key, f"{key} file {path} must be one JSON object mapping video file names (or "
+                              'stems) to prompts, like {"clip.mp4": "a cat"}; use .jsonl for one object a line')
+    return [_ManifestEntry(name, {"prompt": prompt}, f"key {name!r}") for name, prompt in data.items()]
 
 
-PROMPT_READERS = {".csv": _csv_entries, ".jsonl": _jsonl_entries, ".json": _json_entries}
+ManifestReader = Callable[[Path, str, Sequence[str]], list[_ManifestEntry]]
+PROMPT_READERS: dict[str, ManifestReader] = {".csv": _csv_entries, ".jsonl": _jsonl_entries,
+                                             ".json": _json_prompt_entries}
+RATING_READERS: dict[str, ManifestReader] = {".csv": _csv_entries, ".jsonl": _jsonl_entries}
 
 
 def _sidecar_prompts(videos: Sequence[Video]) -> dict[Path, str]:
@@ -494,7 +518,7 @@ def _sidecar_prompts(videos: Sequence[Video]) -> dict[Path, str]:
     return prompts
 
 
-def _match(entry: _PromptEntry, folder: Path, videos: Sequence[Video]) -> list[Video]:
+def _match(entry: _ManifestEntry, folder: Path, videos: Sequence[Video]) -> list[Video]:
     """The videos an entry names: by path relative to the manifest's folder; a bare name (no folder part) also by
     file name, then by stem, where that names one video."""
     target = os.path.normpath(folder / entry.name)
@@ -508,15 +532,17 @@ def _match(entry: _PromptEntry, folder: Path, videos: Sequence[Video]) -> list[V
     return []
 
 
-def _manifest_prompts(path: Path, video_sets: Sequence[VideoSet]) -> dict[Path, str]:
-    reader = PROMPT_READERS.get(path.suffix.lower())
+def _manifest(path: Path, video_sets: Sequence[VideoSet], key: str, readers: Mapping[str, ManifestReader],
+              required: Sequence[str] = ()) -> dict[Path, _ManifestEntry]:
+    """The entry of a `prompts:` or `ratings:` manifest naming each video of the sets (by video path). Entries
+    naming no video are ignored, unless none names any (a wrong manifest); two entries for one video must agree."""
+    reader = readers.get(path.suffix.lower())
     if reader is None:
-        raise ParamError("prompts", f"'prompts' must name a .csv, .jsonl or .json file, or be '{PROMPT_SIDECAR}' "
-                                    f"(a .txt beside each video), got {path.name!r}")
-    entries = [entry for entry in reader(path) if entry.name]
+        kinds = ", ".join(readers)
+        raise ParamError(key, f"'{key}' must name a {kinds.replace(', ', ' or ')} file, got {path.name!r}")
+    entries = [entry for entry in reader(path, key, required) if entry.name]
     videos = [video for video_set in video_sets for video in video_set.videos]
-    prompts: dict[Path, str] = {}
-    given_by: dict[Path, _PromptEntry] = {}
+    given_by: dict[Path, _ManifestEntry] = {}
     unmatched: list[str] = []
     for entry in entries:
         found = _match(entry, path.parent, videos)
@@ -524,19 +550,17 @@ def _manifest_prompts(path: Path, video_sets: Sequence[VideoSet]) -> dict[Path, 
             unmatched.append(entry.name)
         for video in found:
             first = given_by.setdefault(video.path, entry)
-            if first.prompt != entry.prompt:
-                raise ParamError("prompts", f"prompts file {path}: {first.where} and {entry.where} give different "
-                                            f"prompts for {video.label}; keep one")
-            if entry.prompt:
-                prompts[video.path] = entry.prompt
+            if first.fields != entry.fields:
+                raise ParamError(key, f"{key} file {path}: {first.where} and {entry.where} give different "
+                                      f"{key} for {video.label}; keep one")
     if not given_by:
         names = ", ".join(repr(name) for name in unmatched[:5]) + (f" and {len(unmatched) - 5} more"
                                                                    if len(unmatched) > 5 else "")
         sets = " and ".join(f"'{video_set.name}'" for video_set in video_sets)
-        raise ParamError("prompts", f"prompts file {path} names no video of set {sets} "
-                                    f"({len(entries)} entries: {names or 'none'}); give paths relative to "
-                                    f"{path.parent}, or bare file names or stems (e.g. {videos[0].path.name!r})")
-    return prompts
+        raise ParamError(key, f"{key} file {path} names no video of set {sets} "
+                              f"({len(entries)} entries: {names or 'none'}); give paths relative to "
+                              f"{path.parent}, or bare file names or stems (e.g. {videos[0].path.name!r})")
+    return given_by
 
 
 def attach_prompts(video_sets: Sequence[VideoSet], value: Any, base: Path) -> list[VideoSet]:
@@ -553,8 +577,65 @@ def attach_prompts(video_sets: Sequence[VideoSet], value: Any, base: Path) -> li
             sample = videos[0].path.with_suffix(".txt")
             raise ParamError("prompts", f"'prompts: {PROMPT_SIDECAR}': no video of set "
                                         f"'{video_sets[0].name}' has a .txt beside it (looked for {sample}, ...)")
+    elif Path(value).suffix.lower() not in PROMPT_READERS:
+        raise ParamError("prompts", f"'prompts' must name a .csv, .jsonl or .json file, or be '{PROMPT_SIDECAR}' "
+                                    f"(a .txt beside each video), got {Path(value).name!r}")
     else:
-        prompts = _manifest_prompts(base / value, video_sets)
+        found = _manifest(base / value, video_sets, "prompts", PROMPT_READERS, ("prompt",))
+        prompts = {video: str(entry.fields["prompt"]) for video, entry in found.items() if entry.fields["prompt"]}
     return [replace(video_set, videos=tuple(replace(video, prompt=prompts[video.path]) if video.path in prompts
                                             else video for video in video_set.videos))
             for video_set in video_sets]
+
+
+def _as_rating(value: Any) -> float | None:
+    """A number (JSON) or a numeric text (CSV) as a finite float; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _split_fields(fields: Mapping[str, Any], numeric: set[str]) -> tuple[dict[str, float], dict[str, str]]:
+    """An entry's ratings (its numeric columns) and labels (its text columns); empty cells are neither."""
+    ratings: dict[str, float] = {}
+    labels: dict[str, str] = {}
+    for name, value in fields.items():
+        if value is None or value == "":
+            continue
+        rating = _as_rating(value) if name in numeric else None
+        if rating is not None:
+            ratings[name] = rating
+        elif isinstance(value, str):
+            labels[name] = value
+    return ratings, labels
+
+
+def attach_ratings(video_sets: Sequence[VideoSet], value: Any, base: Path) -> list[VideoSet]:
+    """The sets with the ratings of their `ratings:` manifest (CSV or JSONL: a `path` or `video` column, then one
+    column per rating): columns whose every value is a number are ratings, the others labels (e.g. `model`, for
+    `group_by`). They take precedence over those of the set's own source (annotations)."""
+    if not isinstance(value, str) or not value:
+        raise ParamError("ratings", f"'ratings' must name a .csv or .jsonl file, got {value!r}")
+    found = _manifest(base / value, video_sets, "ratings", RATING_READERS)
+    columns: dict[str, bool] = {}
+    for entry in found.values():
+        for name, cell in entry.fields.items():
+            if cell is not None and cell != "":
+                columns[name] = columns.get(name, True) and _as_rating(cell) is not None
+    numeric = {name for name, is_number in columns.items() if is_number}
+    split = {path: _split_fields(entry.fields, numeric) for path, entry in found.items()}
+
+    def rated(video: Video) -> Video:
+        if video.path not in split:
+            return video
+        ratings, labels = split[video.path]
+        return replace(video, ratings={**video.ratings, **ratings}, labels={**video.labels, **labels})
+
+    return [replace(video_set, videos=tuple(rated(video) for video in video_set.videos)) for video_set in video_sets]
