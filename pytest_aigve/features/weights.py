@@ -7,6 +7,10 @@ Lookup order (first hit wins):
   3. the torch hub cache (`torch.hub.get_dir()/checkpoints`, i.e. $TORCH_HOME/hub/checkpoints),
   4. cd-fvd's own folder (for its I3D and VideoMAE files).
 Files are always loaded with `torch.load(..., weights_only=True)` and hash-checked where a hash is known.
+
+Two kinds of entry: a WeightsFile (one checkpoint), and a WeightsFolder (a Hugging Face style folder loaded with
+`from_pretrained(folder)`: config, weights and tokenizer files, handled as one unit: present when every file is,
+identified by one digest over its files' digests). Files are in REGISTRY, folders in FOLDER_REGISTRY.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import pickle
 import re
 import sys
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
@@ -56,6 +61,71 @@ class WeightsFile:
         return "none published"
 
 
+@dataclass(frozen=True)
+class FolderFile:
+    """One file of a WeightsFolder: its name relative to the folder ('/'-separated), digest and size where
+    published."""
+
+    name: str
+    sha256: str | None = None
+    size: int | None = None
+
+    def expected_hash(self) -> str:
+        return f"sha256 {self.sha256}" if self.sha256 else "none published"
+
+
+RANDOM_FOLDER_MARKER = "AIGVE_RANDOM_TEST_WEIGHTS"  # a file of this name inside a weights folder marks it random
+
+
+@dataclass(frozen=True)
+class WeightsFolder:
+    """A folder of files loaded as one unit (`from_pretrained(folder)`); each file is fetched from
+    `<base_url>/<relative name>`."""
+
+    key: str
+    folder: str
+    base_url: str
+    files: tuple[FolderFile, ...]
+    description: str
+    aliases: tuple[str, ...] = ()  # other names the same folder may have
+    licence: str = ""  # recorded with every score made with the folder
+
+    def __post_init__(self) -> None:
+        names = [file.name for file in self.files]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"weights folder {self.key}: files must be listed, each once; found {names}")
+        for name in names:
+            parts = name.split("/")
+            if name.startswith("/") or "\\" in name or any(part in ("", ".", "..") for part in parts):
+                raise ValueError(f"weights folder {self.key}: file name {name!r} must be relative, '/'-separated, "
+                                 "without '.' or '..' parts")
+            if name == RANDOM_FOLDER_MARKER:
+                raise ValueError(f"weights folder {self.key}: {name} is reserved for the random-test-weights marker")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.folder, *self.aliases)
+
+    @property
+    def size(self) -> int | None:
+        """Total bytes, where every file's size is published."""
+        sizes = [file.size for file in self.files]
+        return None if any(size is None for size in sizes) else sum(size or 0 for size in sizes)
+
+    def url(self, file: FolderFile, mirror: str | None = None) -> str:
+        """Where `file` is downloaded from: the base URL, or a mirror holding the folder under its name."""
+        base = f"{mirror.rstrip('/')}/{urllib.parse.quote(self.folder)}" if mirror else self.base_url.rstrip("/")
+        return f"{base}/{urllib.parse.quote(file.name)}"
+
+    def expected_hash(self) -> str:
+        published = sum(1 for file in self.files if file.sha256)
+        if not published:
+            return "none published"
+        return f"sha256 of {published} of {len(self.files)} files"
+
+
+WeightsEntry = WeightsFile | WeightsFolder
+
 REGISTRY: dict[str, WeightsFile] = {
     entry.key: entry
     for entry in (
@@ -93,6 +163,16 @@ REGISTRY: dict[str, WeightsFile] = {
     )
 }
 
+# weights folders (Hugging Face style); kept apart from REGISTRY so that file-only code (backbones, random
+# weights) keeps its WeightsFile type
+FOLDER_REGISTRY: dict[str, WeightsFolder] = {}
+
+
+def entries() -> dict[str, WeightsEntry]:
+    """Every registered entry, files first, by key."""
+    return {**REGISTRY, **FOLDER_REGISTRY}
+
+
 # metric names users may pass to `weights fetch`, mapped to the files they need
 METRIC_WEIGHTS: dict[str, tuple[str, ...]] = {
     "fid": ("inception",), "kid": ("inception",), "is": ("inception",),
@@ -110,8 +190,8 @@ def hub_checkpoints_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def cdfvd_dir(entry: WeightsFile) -> Path | None:
-    if entry.cdfvd_subdir is None:
+def cdfvd_dir(entry: WeightsEntry) -> Path | None:
+    if not isinstance(entry, WeightsFile) or entry.cdfvd_subdir is None:
         return None
     try:
         import cdfvd
@@ -120,7 +200,7 @@ def cdfvd_dir(entry: WeightsFile) -> Path | None:
     return Path(cdfvd.__file__).parent / entry.cdfvd_subdir
 
 
-def search_dirs(entry: WeightsFile, weights_dir: Path | None,
+def search_dirs(entry: WeightsEntry, weights_dir: Path | None,
                 weights_dir_source: str = "--aigve-weights-dir") -> list[tuple[str, Path]]:
     """Where `entry` is looked for, in order, each with its label; `weights_dir` was named by `weights_dir_source`
     (the option, or the AIGVE_WEIGHTS_DIR environment variable)."""
@@ -138,9 +218,11 @@ def fetch_command(keys: Iterable[str]) -> str:
     return f"python -m pytest_aigve weights fetch {' '.join(keys)}"
 
 
-def locate(entry: WeightsFile, explicit: Path | None, weights_dir: Path | None,
+def locate(entry: WeightsEntry, explicit: Path | None, weights_dir: Path | None,
            weights_dir_source: str = "--aigve-weights-dir") -> Path:
-    """The weights file to use, or a WeightsError naming every place looked and the fetch command."""
+    """The weights file (or folder) to use, or a WeightsError naming every place looked and the fetch command."""
+    if isinstance(entry, WeightsFolder):
+        return _locate_folder(entry, explicit, weights_dir, weights_dir_source)
     looked: list[str] = []
     if explicit is not None:
         if explicit.is_file():
@@ -155,6 +237,44 @@ def locate(entry: WeightsFile, explicit: Path | None, weights_dir: Path | None,
             looked.append(f"{folder} ({label})")
     raise WeightsError(
         f"missing weights {entry.filename} ({entry.description}); looked in: {'; '.join(looked)}; "
+        f"fetch with: {fetch_command([entry.key])} (or set {WEIGHTS_ENV} / --aigve-weights-dir to a folder "
+        "that holds it)")
+
+
+def missing_files(entry: WeightsFolder, folder: Path) -> list[str]:
+    return [file.name for file in entry.files if not (folder / file.name).is_file()]
+
+
+def _complete(entry: WeightsFolder, folder: Path, given: bool) -> Path:
+    """`folder` if it holds every listed file, else a WeightsError naming the missing ones and how to get them."""
+    missing = missing_files(entry, folder)
+    if not missing:
+        return folder
+    if folder.name == entry.folder and not given:
+        how = f"fetch the rest with: {fetch_command([entry.key])} --dir {folder.parent}"
+    else:
+        how = f"copy them into it, or fetch the folder with: {fetch_command([entry.key])}"
+    raise WeightsError(
+        f"incomplete weights folder {folder} ({entry.key}: {entry.description}): missing {', '.join(missing)} "
+        f"({len(missing)} of {len(entry.files)} files); {how}")
+
+
+def _locate_folder(entry: WeightsFolder, explicit: Path | None, weights_dir: Path | None,
+                   weights_dir_source: str) -> Path:
+    """Same order as files; the first folder found under the entry's names is used, and must be complete."""
+    looked: list[str] = []
+    if explicit is not None:
+        if explicit.is_dir():
+            return _complete(entry, explicit, given=True)
+        looked.append(f"{explicit} (the path given in the suite)")
+    else:
+        for label, parent in search_dirs(entry, weights_dir, weights_dir_source):
+            for name in entry.names:
+                if (parent / name).is_dir():
+                    return _complete(entry, parent / name, given=False)
+            looked.append(f"{parent} ({label})")
+    raise WeightsError(
+        f"missing weights folder {entry.folder} ({entry.description}); looked in: {'; '.join(looked)}; "
         f"fetch with: {fetch_command([entry.key])} (or set {WEIGHTS_ENV} / --aigve-weights-dir to a folder "
         "that holds it)")
 
@@ -235,7 +355,10 @@ def checkpoint_format(path: Path) -> str | None:
 
 
 def is_random_test_weights(path: Path) -> bool:
-    """Whether the file carries the random-test-weights marker, read without loading the tensors."""
+    """Whether the file carries the random-test-weights marker, read without loading the tensors; a weights folder
+    is marked by a file named AIGVE_RANDOM_TEST_WEIGHTS inside it."""
+    if path.is_dir():
+        return (path / RANDOM_FOLDER_MARKER).is_file()
     try:
         if checkpoint_format(path) == "zip":
             with zipfile.ZipFile(path) as archive:
@@ -264,12 +387,67 @@ def _not_a_checkpoint(entry: WeightsFile, path: Path) -> str:
             f"{entry.filename} ({entry.description.split(':')[0]})")
 
 
-def verify(entry: WeightsFile, path: Path, allow_unverified: bool = False, rehash: bool = False,
+def folder_sha256(entry: WeightsFolder, folder: Path, rehash: bool = False, memo_dir: Path | None = None) -> str:
+    """The folder's identity: SHA-256 over its files' sorted "<relative name>\t<sha256>" lines (each file hashed
+    through file_sha256, so remembered like any weights file). Only listed files count (not the marker)."""
+    lines = sorted(f"{file.name}\t{file_sha256(folder / file.name, rehash, memo_dir)}\n" for file in entry.files)
+    return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+
+
+def _folder_file_problem(file: FolderFile, path: Path, rehash: bool, memo_dir: Path | None) -> str | None:
+    size = path.stat().st_size
+    if file.size is not None and size != file.size:
+        return f"{file.name} has {size} bytes, expected {file.size} (truncated download?)"
+    if file.sha256:
+        digest = file_sha256(path, rehash, memo_dir)
+        if digest != file.sha256:
+            return f"{file.name} has sha256 {digest}, expected {file.sha256}"
+    return None
+
+
+def _verify_folder(entry: WeightsFolder, folder: Path, allow_unverified: bool, rehash: bool,
+                   memo_dir: Path | None) -> WeightsCheck:
+    _complete(entry, folder, given=folder.name not in entry.names)
+    problems = [problem for file in entry.files
+                if (problem := _folder_file_problem(file, folder / file.name, rehash, memo_dir))]
+    digest = folder_sha256(entry, folder, rehash, memo_dir)
+    random = is_random_test_weights(folder)
+    if not problems:
+        if random:
+            return WeightsCheck(digest, RANDOM_STATUS)
+        published = sum(1 for file in entry.files if file.sha256)
+        status = ("no published hash" if not published else "sha256 match" if published == len(entry.files) else
+                  f"sha256 match ({published} of {len(entry.files)} files; the others have no published hash)")
+        return WeightsCheck(digest, status)
+    problem = "; ".join(problems)
+    if allow_unverified:
+        return WeightsCheck(digest, f"{RANDOM_STATUS}; {problem}" if random else f"UNVERIFIED: {problem}")
+    allow = f"set {ALLOW_UNVERIFIED_ENV}=1 or --aigve-allow-unverified-weights"
+    if random:
+        raise WeightsError(f"weights folder {folder} holds random test weights ({RANDOM_FOLDER_MARKER} inside), "
+                           f"not the published {entry.key} files ({problem}); scores made with them are "
+                           f"meaningless. Fetch the real folder with: {fetch_command([entry.key])} --force (to try "
+                           f"a suite with them anyway, {allow}: every score is then marked RANDOM TEST WEIGHTS)")
+    if folder.name in entry.names:  # our own fetch or lookup location
+        raise WeightsError(f"corrupt weights folder {folder}: {problem}; delete the file(s) named and run: "
+                           f"{fetch_command([entry.key])} (it downloads only what is missing; for weights of "
+                           f"your own, {allow})")
+    raise WeightsError(f"weights folder {folder} does not hold the published {entry.key} files ({problem}); check "
+                       f"the `weights:` path in the suite, or fetch the published folder with: "
+                       f"{fetch_command([entry.key])} (for weights of your own, {allow}: every score is then marked "
+                       "UNVERIFIED)")
+
+
+def verify(entry: WeightsEntry, path: Path, allow_unverified: bool = False, rehash: bool = False,
            memo_dir: Path | None = None) -> WeightsCheck:
     """Check size and hash where known, and the random-test-weights marker. With allow_unverified (your own
     conversion or fine-tune), a mismatch is recorded in every score's protocol instead of failing. Random test
     weights are always marked (status "UNVERIFIED: RANDOM TEST WEIGHTS ..."): for files with no published hash
-    the marker is the only thing that tells them from the real ones. `rehash` and `memo_dir`: see file_sha256."""
+    the marker is the only thing that tells them from the real ones. `rehash` and `memo_dir`: see file_sha256.
+    A folder: every listed file must be present and match its published size and hash; the check's digest is
+    folder_sha256."""
+    if isinstance(entry, WeightsFolder):
+        return _verify_folder(entry, path, allow_unverified, rehash, memo_dir)
     size = path.stat().st_size
     digest = file_sha256(path, rehash, memo_dir)
     problem = None
@@ -387,21 +565,9 @@ def _progress_bar(stream: Any) -> Callable[[int, int | None], None]:
     return show
 
 
-def fetch(entry: WeightsFile, target_dir: Path, mirror: str | None = None, force: bool = False,
-          progress: Callable[[int, int | None], None] | None = None, rehash: bool = False,
-          memo_dir: Path | None = None) -> Path:
-    """Download one file into target_dir: streamed, hash-checked, written atomically (tmp file + rename).
-    `rehash` and `memo_dir` (see file_sha256) apply to a file already there."""
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / entry.filename
-    if target.is_file() and not force:
-        # an existing good file is kept; a bad one is an error that says --force
-        check = verify(entry, target, rehash=rehash, memo_dir=memo_dir)
-        if check.status.startswith(RANDOM_STATUS):
-            raise WeightsError(f"{target} holds random test weights (`python -m pytest_aigve weights random`); "
-                               "run the fetch again with --force to replace them with the published file")
-        return target
-    url = mirror.rstrip("/") + "/" + entry.filename if mirror else entry.url
+def _download(url: str, target: Path, expected: str | None, expected_text: str, size: int | None,
+              progress: Callable[[int, int | None], None] | None, offline_hint: str) -> None:
+    """Stream `url` into `target` atomically; a length, hash (prefix) or size mismatch leaves no file behind."""
     digest = hashlib.sha256()
     try:
         # a check below that fails leaves no file behind (atomic_open removes its temporary file)
@@ -416,28 +582,78 @@ def fetch(entry: WeightsFile, target_dir: Path, mirror: str | None = None, force
                     progress(done, total)
             if total is not None and done != total:
                 raise WeightsError(f"download of {url} stopped at {done} of {total} bytes; run the command again")
-            expected = entry.sha256 or entry.sha256_prefix
             if expected and not digest.hexdigest().startswith(expected):
                 raise WeightsError(f"download of {url} has sha256 {digest.hexdigest()[:16]}…, expected "
-                                   f"{entry.expected_hash()}; the file was not kept")
-            if entry.size is not None and done != entry.size:
-                raise WeightsError(f"download of {url} has {done} bytes, expected {entry.size}; the file was not "
-                                   "kept")
+                                   f"{expected_text}; the file was not kept")
+            if size is not None and done != size:
+                raise WeightsError(f"download of {url} has {done} bytes, expected {size}; the file was not kept")
     except OSError as exc:
-        raise WeightsError(f"cannot download {url}: {exc}; on an offline machine, copy {entry.filename} into "
-                           f"{target_dir} (or use --mirror with an internal server)") from None
+        raise WeightsError(f"cannot download {url}: {exc}; {offline_hint} (or use --mirror with an internal "
+                           "server)") from None
+
+
+def _fetch_folder(entry: WeightsFolder, target_dir: Path, mirror: str | None, force: bool,
+                  progress: Callable[[int, int | None], None] | None, rehash: bool, memo_dir: Path | None,
+                  log: Callable[[str], None] | None) -> Path:
+    """Every file into target_dir/<folder>/, each atomically and hash-checked; files already there and valid are
+    kept (a second fetch resumes where the first stopped). A file there that fails its check is an error that
+    says --force, as is a folder marked as random test weights."""
+    folder = target_dir / entry.folder
+    if not force and is_random_test_weights(folder):
+        raise WeightsError(f"{folder} holds random test weights ({RANDOM_FOLDER_MARKER} inside); run the fetch "
+                           "again with --force to replace them with the published files")
+    for file in entry.files:
+        target = folder / file.name
+        if target.is_file() and not force:
+            problem = _folder_file_problem(file, target, rehash, memo_dir)
+            if problem:
+                raise WeightsError(f"{folder}: {problem}; run the fetch again with --force to replace it")
+            if log:
+                log(f"  {file.name}: already there")
+            continue
+        if log:
+            log(f"  {file.name}")
+        _download(entry.url(file, mirror), target, file.sha256, file.expected_hash(), file.size, progress,
+                  f"on an offline machine, copy the folder {entry.folder} into {target_dir}")
+        if log and progress:
+            log("")
+    (folder / RANDOM_FOLDER_MARKER).unlink(missing_ok=True)  # only reached without the marker, or with --force
+    return folder
+
+
+def fetch(entry: WeightsEntry, target_dir: Path, mirror: str | None = None, force: bool = False,
+          progress: Callable[[int, int | None], None] | None = None, rehash: bool = False,
+          memo_dir: Path | None = None, log: Callable[[str], None] | None = None) -> Path:
+    """Download one file into target_dir: streamed, hash-checked, written atomically (tmp file + rename).
+    `rehash` and `memo_dir` (see file_sha256) apply to a file already there. A folder: every file into
+    target_dir/<folder>/, resuming (see _fetch_folder); `log` is told each file's name."""
+    if isinstance(entry, WeightsFolder):
+        return _fetch_folder(entry, target_dir, mirror, force, progress, rehash, memo_dir, log)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / entry.filename
+    if target.is_file() and not force:
+        # an existing good file is kept; a bad one is an error that says --force
+        check = verify(entry, target, rehash=rehash, memo_dir=memo_dir)
+        if check.status.startswith(RANDOM_STATUS):
+            raise WeightsError(f"{target} holds random test weights (`python -m pytest_aigve weights random`); "
+                               "run the fetch again with --force to replace them with the published file")
+        return target
+    url = mirror.rstrip("/") + "/" + entry.filename if mirror else entry.url
+    _download(url, target, entry.sha256 or entry.sha256_prefix, entry.expected_hash(), entry.size, progress,
+              f"on an offline machine, copy {entry.filename} into {target_dir}")
     return target
 
 
 def resolve_keys(names: Iterable[str]) -> list[str]:
     keys: list[str] = []
+    known_entries = entries()
     for name in names:
-        if name in REGISTRY:
+        if name in known_entries:
             keys.append(name)
         elif name in METRIC_WEIGHTS:
             keys.extend(METRIC_WEIGHTS[name])
         else:
-            known = ", ".join([*REGISTRY, *METRIC_WEIGHTS])
+            known = ", ".join([*known_entries, *METRIC_WEIGHTS])
             raise WeightsError(f"unknown weights or metric '{name}'; known: {known}")
     return list(dict.fromkeys(keys))
 
@@ -449,7 +665,14 @@ def cli_fetch(names: list[str], target_dir: Path | None, mirror: str | None, for
         keys = resolve_keys(names)
         folder = target_dir or hub_checkpoints_dir()
         for key in keys:
-            entry = REGISTRY[key]
+            entry = entries()[key]
+            if isinstance(entry, WeightsFolder):
+                print(f"{entry.folder}/ ({len(entry.files)} files) -> {folder}", file=sys.stderr)
+                path = fetch(entry, folder, mirror, force, _progress_bar(sys.stderr), rehash, memo_dir,
+                             log=lambda line: print(line, file=sys.stderr))
+                check = verify(entry, path, rehash=rehash, memo_dir=memo_dir)
+                print(f"  ok: {path} (folder sha256 {check.sha256}; {check.status})", file=sys.stderr)
+                continue
             print(f"{entry.filename} -> {folder}", file=sys.stderr)
             path = fetch(entry, folder, mirror, force, _progress_bar(sys.stderr), rehash, memo_dir)
             print(f"\n  ok: {path} (sha256 {file_sha256(path, rehash, memo_dir)})", file=sys.stderr)
@@ -469,4 +692,13 @@ def cli_list(weights_dir: Path | None) -> int:
         size = "size unpublished" if entry.size is None else f"{entry.size} bytes"
         print(f"{entry.key:9} {entry.filename:42} hash: {entry.expected_hash():40} {size:18} {where}")
         print(f"{'':9} {entry.url}")
+    for folder in FOLDER_REGISTRY.values():
+        try:
+            where = str(locate(folder, None, weights_dir))
+        except WeightsError as exc:
+            where = "incomplete" if str(exc).startswith("incomplete") else "missing"
+        size = "size unpublished" if folder.size is None else f"{folder.size} bytes"
+        name = f"{folder.folder}/ ({len(folder.files)} files)"
+        print(f"{folder.key:9} {name:42} hash: {folder.expected_hash():40} {size:18} {where}")
+        print(f"{'':9} {folder.base_url.rstrip('/')}/<file>")
     return 0
