@@ -56,8 +56,9 @@ def test_example_suite_end_to_end_then_warm_from_the_feature_cache(
     assert 'name="aigve.weights_sha256"' in junit and 'name="aigve.backbone" value="i3d-400"' in junit
 
 
-def test_no_cache_option_computes_again(pytester: pytest.Pytester, random_weights: Path,
-                                        monkeypatch: pytest.MonkeyPatch, make_video) -> None:
+def r3d_project(pytester: pytest.Pytester, random_weights: Path, monkeypatch: pytest.MonkeyPatch,
+                make_video) -> None:
+    """Two reference and two generated videos and one fvd_r3d18 check, with the random weights."""
     monkeypatch.setenv("AIGVE_WEIGHTS_DIR", str(random_weights))
     for index in range(2):
         make_video(f"ref/v{index}.mp4", seed=index, root=pytester.path)
@@ -67,6 +68,11 @@ protocol: {frames: 8}
 video_sets: {ref: {folder: ref}, gen: {folder: gen}}
 checks: [{metric: fvd_r3d18, reference: ref, candidate: gen}]
 """)
+
+
+def test_no_cache_option_computes_again(pytester: pytest.Pytester, random_weights: Path,
+                                        monkeypatch: pytest.MonkeyPatch, make_video) -> None:
+    r3d_project(pytester, random_weights, monkeypatch, make_video)
     for _ in range(2):
         result = pytester.runpytest("--aigve-no-cache", "--aigve-allow-unverified-weights",
                                     "--aigve-cache-dir", "cache", "--aigve-report-dir", "out")
@@ -124,15 +130,7 @@ def test_damaged_cache_entry_is_named_in_the_record_and_recomputed(
         pytester: pytest.Pytester, random_weights: Path, monkeypatch: pytest.MonkeyPatch, make_video) -> None:
     """Issue 7: a flipped byte in the feature cache once changed FID silently; now the entry is reported on the
     score, deleted and recomputed, and the score is the cold one."""
-    monkeypatch.setenv("AIGVE_WEIGHTS_DIR", str(random_weights))
-    for index in range(2):
-        make_video(f"ref/v{index}.mp4", seed=index, root=pytester.path)
-        make_video(f"gen/v{index}.mp4", seed=4 + index, root=pytester.path)
-    pytester.makefile(".yaml", aigve_r3d="""\
-protocol: {frames: 8}
-video_sets: {ref: {folder: ref}, gen: {folder: gen}}
-checks: [{metric: fvd_r3d18, reference: ref, candidate: gen}]
-""")
+    r3d_project(pytester, random_weights, monkeypatch, make_video)
     args = ["--aigve-allow-unverified-weights", "--aigve-cache-dir", "cache", "--aigve-report-dir", "out"]
     pytester.runpytest(*args).assert_outcomes(passed=1)
     cold = records(pytester.path / "out" / "aigve-results.json")["fvd_r3d18[ref-vs-gen]"]

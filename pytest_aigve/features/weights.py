@@ -394,6 +394,14 @@ def folder_sha256(entry: WeightsFolder, folder: Path, rehash: bool = False, memo
     return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
 
 
+ALLOW_UNVERIFIED_HINT = f"set {ALLOW_UNVERIFIED_ENV}=1 or --aigve-allow-unverified-weights"
+
+
+def _accepted_mismatch(digest: str, problem: str, random: bool) -> WeightsCheck:
+    """Weights that do not match, used because the user allows unverified weights: said in every score."""
+    return WeightsCheck(digest, f"{RANDOM_STATUS}; {problem}" if random else f"UNVERIFIED: {problem}")
+
+
 def _folder_file_problem(file: FolderFile, path: Path, rehash: bool, memo_dir: Path | None) -> str | None:
     size = path.stat().st_size
     if file.size is not None and size != file.size:
@@ -421,8 +429,8 @@ def _verify_folder(entry: WeightsFolder, folder: Path, allow_unverified: bool, r
         return WeightsCheck(digest, status)
     problem = "; ".join(problems)
     if allow_unverified:
-        return WeightsCheck(digest, f"{RANDOM_STATUS}; {problem}" if random else f"UNVERIFIED: {problem}")
-    allow = f"set {ALLOW_UNVERIFIED_ENV}=1 or --aigve-allow-unverified-weights"
+        return _accepted_mismatch(digest, problem, random)
+    allow = ALLOW_UNVERIFIED_HINT
     if random:
         raise WeightsError(f"weights folder {folder} holds random test weights ({RANDOM_FOLDER_MARKER} inside), "
                            f"not the published {entry.key} files ({problem}); scores made with them are "
@@ -463,8 +471,8 @@ def verify(entry: WeightsEntry, path: Path, allow_unverified: bool = False, reha
         return WeightsCheck(digest, status)
     random = is_random_test_weights(path)
     if allow_unverified:
-        return WeightsCheck(digest, f"{RANDOM_STATUS}; {problem}" if random else f"UNVERIFIED: {problem}")
-    allow = f"set {ALLOW_UNVERIFIED_ENV}=1 or --aigve-allow-unverified-weights"
+        return _accepted_mismatch(digest, problem, random)
+    allow = ALLOW_UNVERIFIED_HINT
     if random:
         raise WeightsError(f"weights {path} are random test weights written by `python -m pytest_aigve weights "
                            f"random`, not the published {entry.key} file ({problem}); scores made with them are "

@@ -35,10 +35,6 @@ class InputsSpec:
     needs_prompts: bool = False
     frame_clips: bool = False
 
-    @property
-    def roles(self) -> tuple[Role, ...]:
-        return ("set",) if self.kind == "single" else ("reference", "candidate")
-
 
 @dataclass(frozen=True)
 class BackboneRequest:

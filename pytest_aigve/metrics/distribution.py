@@ -11,7 +11,16 @@ from ..errors import MetricError
 from ..features.backbones import PRECISIONS
 from ..stats import FrechetBootstrap, frechet_distance_from_features
 from .base import Metric
-from .contract import BackboneInfo, BackboneRequest, InputsSpec, MetricInputs, MetricResult, Role, SetSamples
+from .contract import (
+    BackboneInfo,
+    BackboneRequest,
+    InputsSpec,
+    MetricInputs,
+    MetricResult,
+    Role,
+    SetSamples,
+    require_rows,
+)
 from .params import ParamSpec, choice, file_path, optional, positive_int
 
 BACKBONE_PARAMS: dict[str, ParamSpec[Any]] = {
@@ -57,9 +66,7 @@ class DistributionMetric(Metric):
     def gather(self, inputs: MetricInputs, role: Role) -> tuple[list[np.ndarray], list[str], BackboneInfo]:
         """Per-video feature blocks (rows: frames, or one clip) of a role's set, their labels, and the backbone."""
         found = inputs.features(role, self.request())
-        if not found.videos:
-            raise MetricError(f"{self.name}: no video of the {role} set could be used")
-        return found.blocks, found.labels, found.backbone
+        return require_rows(found, self.name, role), found.labels, found.backbone
 
 
 class FrechetMetric(DistributionMetric):
