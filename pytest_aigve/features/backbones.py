@@ -29,6 +29,7 @@ from ..metrics.contract import BackboneInfo
 from .weights import (
     RANDOM_STATUS,
     REGISTRY,
+    WeightsEntry,
     WeightsError,
     WeightsFile,
     is_random_test_weights,
@@ -49,7 +50,7 @@ class Backbone(ABC):
     """
 
     key: ClassVar[str]  # its name in the backbone registry and in a metric's BackboneRequest
-    weights_file: ClassVar[WeightsFile]
+    weights_file: ClassVar[WeightsEntry]  # a checkpoint file, or a Hugging Face style folder (PretrainedBackbone)
     name: ClassVar[str]
     kind: ClassVar[Literal["video", "text"]] = "video"
     min_frames: ClassVar[int] = 1
@@ -108,6 +109,8 @@ class Backbone(ABC):
 
     @property
     def entry(self) -> WeightsFile:
+        if not isinstance(self.weights_file, WeightsFile):
+            raise TypeError(f"backbone {self.key} loads a weights folder; it must derive from PretrainedBackbone")
         return self.weights_file
 
     @property
