@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -252,8 +253,9 @@ def test_weights_cli_fetches_and_lists_a_folder_entry(
     target = isolated_dirs / "weights"
     assert main(["weights", "list", "--dir", str(target)]) == 0
     listed = capsys.readouterr().out
-    assert "toyclip   toy-clip/ (3 files)" in listed and "sha256 of 2 of 3 files" in listed
-    assert listed.rstrip().splitlines()[-2].endswith("missing")
+    assert re.search(r"^toyclip +toy-clip/ \(3 files\)", listed, re.MULTILINE) and "sha256 of 2 of 3 files" in listed
+    assert listed.rstrip().splitlines()[-3].endswith("missing")
+    assert listed.rstrip().splitlines()[-1].strip() == "licence: MIT (test)"  # what a company checks
     assert main(["weights", "fetch", "toyclip", "--dir", str(target), "--mirror", url]) == 0
     err = capsys.readouterr().err
     folder = target / "toy-clip"
@@ -262,10 +264,10 @@ def test_weights_cli_fetches_and_lists_a_folder_entry(
     assert main(["weights", "fetch", "toyclip", "--dir", str(target), "--mirror", url]) == 0
     assert "config.json: already there" in capsys.readouterr().err and len(requests) == 3
     assert main(["weights", "list", "--dir", str(target)]) == 0
-    assert capsys.readouterr().out.rstrip().splitlines()[-2].endswith(str(folder))
+    assert capsys.readouterr().out.rstrip().splitlines()[-3].endswith(str(folder))
     (folder / "config.json").unlink()
     assert main(["weights", "list", "--dir", str(target)]) == 0
-    assert capsys.readouterr().out.rstrip().splitlines()[-2].endswith("incomplete")
+    assert capsys.readouterr().out.rstrip().splitlines()[-3].endswith("incomplete")
     assert main(["weights", "fetch", "toyclip", "nope"]) == 1
     assert "unknown weights or metric 'nope'; known: inception, i3d, videomae, r3d18, toyclip, fid" in \
         capsys.readouterr().err

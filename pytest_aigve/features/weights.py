@@ -166,6 +166,18 @@ REGISTRY: dict[str, WeightsFile] = {
 # weights folders (Hugging Face style); kept apart from REGISTRY so that file-only code (backbones, random
 # weights) keeps its WeightsFile type
 FOLDER_REGISTRY: dict[str, WeightsFolder] = {}
+# blip_sim (features/blip.py); the Hugging Face repository id as the folder, also found under its last part
+FOLDER_REGISTRY["blip_itm_base_coco"] = WeightsFolder(
+    "blip_itm_base_coco", "Salesforce/blip-itm-base-coco",
+    "https://huggingface.co/Salesforce/blip-itm-base-coco/resolve/main",
+    tuple(FolderFile(name) for name in ("config.json", "pytorch_model.bin", "preprocessor_config.json",
+                                        "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json",
+                                        "vocab.txt")),
+    "BLIP ViT-B image-text retrieval, COCO fine-tuned (transformers BlipForImageTextRetrieval): 256-d ITC "
+    "image and text embeddings; about 900 MB",
+    aliases=("blip-itm-base-coco",),
+    licence="BSD-3-Clause (Salesforce BLIP)",
+)
 
 
 def entries() -> dict[str, WeightsEntry]:
@@ -177,6 +189,7 @@ def entries() -> dict[str, WeightsEntry]:
 METRIC_WEIGHTS: dict[str, tuple[str, ...]] = {
     "fid": ("inception",), "kid": ("inception",), "is": ("inception",),
     "fvd": ("i3d",), "fvd_r3d18": ("r3d18",), "cd_fvd": ("i3d", "videomae"),
+    "blip_sim": ("blip_itm_base_coco",),
 }
 
 
@@ -691,22 +704,21 @@ def cli_fetch(names: list[str], target_dir: Path | None, mirror: str | None, for
 
 
 def cli_list(weights_dir: Path | None) -> int:
-    """`weights list`: weights_dir is looked in first (the caller's --dir, else $AIGVE_WEIGHTS_DIR)."""
-    for entry in REGISTRY.values():
+    """`weights list`: weights_dir is looked in first (the caller's --dir, else $AIGVE_WEIGHTS_DIR). Each entry
+    with where it is, its published hash and size, its URL and the licence of the weights (recorded with every
+    score, so that a company can decide whether it may use them)."""
+    width = max(len(key) for key in entries())
+    for entry in entries().values():
         try:
             where = str(locate(entry, None, weights_dir))
-        except WeightsError:
-            where = "missing"
-        size = "size unpublished" if entry.size is None else f"{entry.size} bytes"
-        print(f"{entry.key:9} {entry.filename:42} hash: {entry.expected_hash():40} {size:18} {where}")
-        print(f"{'':9} {entry.url}")
-    for folder in FOLDER_REGISTRY.values():
-        try:
-            where = str(locate(folder, None, weights_dir))
         except WeightsError as exc:
             where = "incomplete" if str(exc).startswith("incomplete") else "missing"
-        size = "size unpublished" if folder.size is None else f"{folder.size} bytes"
-        name = f"{folder.folder}/ ({len(folder.files)} files)"
-        print(f"{folder.key:9} {name:42} hash: {folder.expected_hash():40} {size:18} {where}")
-        print(f"{'':9} {folder.base_url.rstrip('/')}/<file>")
+        size = "size unpublished" if entry.size is None else f"{entry.size} bytes"
+        if isinstance(entry, WeightsFolder):
+            name, url = f"{entry.folder}/ ({len(entry.files)} files)", f"{entry.base_url.rstrip('/')}/<file>"
+        else:
+            name, url = entry.filename, entry.url
+        print(f"{entry.key:{width}} {name:42} hash: {entry.expected_hash():40} {size:18} {where}")
+        print(f"{'':{width}} {url}")
+        print(f"{'':{width}} licence: {entry.licence or 'not recorded'}")
     return 0
