@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_aigve.protocol import ClipProtocol  # noqa: E402
-from pytest_aigve.videos.decode import decode_clip  # noqa: E402
+from pytest_aigve.protocol import ClipProtocol
+from pytest_aigve.videos.decode import decode_clip
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_SETS = {
@@ -58,8 +58,9 @@ def compare(paths: list[Path]) -> dict[str, float]:
         largest = max(largest, int(diff.max()))
         frames += ours.shape[0]
     mse = squared / values
-    return {"videos": len(paths), "frames": frames, "mean_abs": total_abs / values, "share_differing": differing / values,
-            "max_abs": largest, "psnr_db": math.inf if mse == 0 else 10 * math.log10(255**2 / mse)}
+    return {"videos": len(paths), "frames": frames, "mean_abs": total_abs / values,
+            "share_differing": differing / values, "max_abs": largest,
+            "psnr_db": math.inf if mse == 0 else 10 * math.log10(255**2 / mse)}
 
 
 def videos_in(target: Path) -> list[Path]:

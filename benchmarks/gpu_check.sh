@@ -32,4 +32,8 @@ for precision in fp32 bf16; do
 done
 # the decode pipeline against a bare PyAV loop on all cores (needs PyAV from the wheels)
 python3 benchmarks/decode_throughput.py --repeat 3 2>&1 | tee -a "$out/benchmark.log" || status=1
+# MUSIQ, CLIP B/32 and L/14 towers, DOVER, FasterVQA against their references; a reference whose wheel is absent
+# (vbench, pyiqa, openai-clip, objective-metrics, timm, ...: see the script) is skipped with the reason
+python3 benchmarks/quality_throughput.py --device cuda --frames 64 --videos 4 --repeat 3 2>&1 \
+  | tee -a "$out/benchmark.log" || status=1
 exit $status

@@ -55,7 +55,9 @@ class SuiteFile(pytest.File):
 
     def collect(self) -> list[CheckItem]:
         try:
-            suite = load_suite(self.path, self.registry, device_type=self.runtime.device_type)
+            # remote checks run on the service's device: the precisions it can run are checked there
+            device_type = None if self.runtime.options.remote_url else self.runtime.device_type
+            suite = load_suite(self.path, self.registry, device_type=device_type)
         except AigveError as exc:
             raise self.CollectError(printable(str(exc))) from None
         unmatched = self._baseline_unmatched(suite)
@@ -102,11 +104,22 @@ class CheckItem(pytest.Item):
 
     def setup(self) -> None:
         try:
-            from .engine import evaluate_check
+            options = self.runtime.options
+            if options.remote_url is not None:  # computed by the evaluation service; everything else stays here
+                from .remote.client import evaluate_remote
 
-            self.record.device = str(self.context.device)
-            self.record.decode_workers = self.context.decode_workers
-            self.result = evaluate_check(self.suite, self.check, self.context, self.runtime.needs_interval(self.check))
+                self.result, where = evaluate_remote(options.remote_url, options.remote_token, self.suite, self.check,
+                                                     self.runtime.registry, self.runtime.needs_interval(self.check),
+                                                     options.html_path is not None)
+                self.record.device = str(where["device"])
+                self.record.decode_workers = int(where["decode_workers"])
+            else:
+                from .engine import evaluate_check
+
+                self.record.device = str(self.context.device)
+                self.record.decode_workers = self.context.decode_workers
+                self.result = evaluate_check(self.suite, self.check, self.context,
+                                             self.runtime.needs_interval(self.check))
         except AigveError as exc:
             self.record.message = str(exc)
             pytest.fail(printable(f"{self.check.id}: cannot compute {self.check.metric}: {exc}"), pytrace=False)

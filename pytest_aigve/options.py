@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -65,6 +65,10 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--aigve-decode-workers", default=None, metavar="N",
                     help="videos decoded at once per process (default: the cores this process may use, divided "
                          "among xdist workers)")
+    group.addoption("--aigve-remote", default=None, metavar="URL",
+                    help="compute each check on the evaluation service at URL (`python -m pytest_aigve serve`); "
+                         "the token is read from $AIGVE_REMOTE_TOKEN. Collection, gates, baselines and reports "
+                         "stay local")
     parser.addini("aigve_suite_patterns", type="args", default=DEFAULT_SUITE_PATTERNS,
                   help="file name patterns collected as suites in normal collection")
 
@@ -90,6 +94,8 @@ class AigveOptions:
     feature_cache_dir: Path | None  # None: no on-disk feature cache
     decode_workers: int | None  # --aigve-decode-workers; None: the cores this process may use / xdist workers
     report_url: str | None = None
+    remote_url: str | None = None  # --aigve-remote: the evaluation service computing the checks
+    remote_token: str | None = field(default=None, repr=False)  # $AIGVE_REMOTE_TOKEN
 
     def is_suite(self, path: Path) -> bool:
         return path.resolve() in self.suites or any(fnmatch.fnmatch(path.name, p) for p in self.patterns)
@@ -152,7 +158,18 @@ def options_from_config(config: pytest.Config) -> AigveOptions:
             _optional_dir(config.getoption("aigve_cache_dir"), invocation_dir) or environment.cache_dir),
         decode_workers=_decode_workers(config.getoption("aigve_decode_workers")),
         report_url=_report_url(config.getoption("aigve_report_url")),
+        remote_url=_remote_url(config.getoption("aigve_remote")),
+        remote_token=os.environ.get("AIGVE_REMOTE_TOKEN") or None,
     )
+
+
+def _remote_url(value: str | None) -> str | None:
+    if not value:
+        return None
+    if not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", value):
+        raise pytest.UsageError(f"--aigve-remote {value!r}: give the service's http(s) URL, e.g. "
+                                "https://gpu-box:8750")
+    return value.rstrip("/")
 
 
 def _report_url(value: str | None) -> str | None:

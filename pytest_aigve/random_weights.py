@@ -13,25 +13,13 @@ before saving. The Inception classifier is scaled down so its softmax is not one
 from __future__ import annotations
 
 import sys
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from .features.weights import RANDOM_MARKER, RANDOM_STATUS, REGISTRY, is_random_test_weights
-
-
-def _marked(state: Mapping[str, Any], seed: int) -> OrderedDict[str, Any]:
-    """The state dict with the random-test-weights marker in its `_metadata` (kept by torch.save / torch.load,
-    ignored by load_state_dict's key check)."""
-    marked: OrderedDict[str, Any] = OrderedDict(state)
-    metadata: OrderedDict[str, Any] = OrderedDict(getattr(state, "_metadata", {}))
-    metadata[RANDOM_MARKER] = {"written_by": "pytest-aigve weights random", "seed": seed}
-    marked._metadata = metadata  # type: ignore[attr-defined]
-    return marked
+from .features.weights import RANDOM_STATUS, REGISTRY, is_random_test_weights, mark_random
 
 
 def _recalibrate_batchnorm(model: nn.Module, run: Callable[[], object]) -> None:
@@ -71,7 +59,7 @@ def write_inception(folder: Path, seed: int = 0) -> Path:
     _recalibrate_batchnorm(model, lambda: model(images))
     with torch.no_grad():
         model.fc.weight.mul_(0.1)  # a soft, input-dependent class distribution
-    torch.save(_marked(model.state_dict(), seed), path)
+    torch.save(mark_random(model.state_dict(), seed), path)
     return path
 
 
@@ -85,7 +73,7 @@ def write_i3d(folder: Path, seed: int = 0) -> Path:
     _recalibrate_batchnorm(model, lambda: model(clips))
     path = folder / REGISTRY["i3d"].filename
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save(_marked(model.state_dict(), seed), path)
+    torch.save(mark_random(model.state_dict(), seed), path)
     return path
 
 
@@ -103,7 +91,7 @@ def write_videomae(folder: Path, seed: int = 0, embed_dim: int = 176, depth: int
                               tubelet_size=2, use_mean_pooling=True)
     path = folder / REGISTRY["videomae"].filename
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save({"module": _marked(model.state_dict(), seed)}, path)
+    torch.save({"module": mark_random(model.state_dict(), seed)}, path)
     return path
 
 
@@ -117,7 +105,7 @@ def write_r3d18(folder: Path, seed: int = 0) -> Path:
     _recalibrate_batchnorm(model, lambda: model(clips))
     path = folder / REGISTRY["r3d18"].filename
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save(_marked(model.state_dict(), seed), path)
+    torch.save(mark_random(model.state_dict(), seed), path)
     return path
 
 
@@ -126,20 +114,102 @@ WRITERS: dict[str, Callable[[Path, int], Path]] = {
 }
 
 
-def write_all(folder: Path, seed: int = 0) -> dict[str, Path]:
-    return {key: writer(folder, seed) for key, writer in WRITERS.items()}
+def _write_blip_itm(folder: Path, seed: int = 0) -> Path:
+    from .features.blip import write_random_blip_itm  # imported when used (blip_sim; needs transformers)
+
+    return write_random_blip_itm(folder, seed)
 
 
-def cli_random(folder: Path, seed: int = 0) -> int:
-    """`python -m pytest_aigve weights random --dir DIR`: write every backbone's random test weights into DIR,
-    never over a file that is not random test weights (a real checkpoint in that folder is kept)."""
-    for entry in REGISTRY.values():
-        target = folder / entry.filename
+WRITERS["blip_itm_base_coco"] = _write_blip_itm
+
+
+def _write_musiq_spaq(folder: Path, seed: int = 0) -> Path:
+    from .features.musiq import write_musiq_spaq  # imported when used (imaging_quality's MUSIQ)
+
+    return write_musiq_spaq(folder, seed)
+
+
+WRITERS["musiq_spaq"] = _write_musiq_spaq
+
+
+def _write_dover(folder: Path, seed: int = 0) -> Path:
+    from .features.dover import write_dover  # imported when used (dover)
+
+    return write_dover(folder, seed)
+
+
+def _write_fastervqa(folder: Path, seed: int = 0) -> Path:
+    from .features.dover import write_fastervqa  # imported when used (fastvqa)
+
+    return write_fastervqa(folder, seed)
+
+
+WRITERS["dover"] = _write_dover
+WRITERS["fastervqa"] = _write_fastervqa
+
+
+def _clip_folder_writer(key: str) -> Callable[[Path, int], Path]:
+    def write(folder: Path, seed: int = 0) -> Path:
+        from .features.clip_hf import write_random_folder  # imported when used (clip_sim, clip_temp, pickscore)
+
+        return write_random_folder(key, folder, seed)
+
+    return write
+
+
+for _key in ("clip_vit_b32", "clip_vit_l14", "pickscore_v1", "pickscore_processor"):  # weights folders
+    WRITERS[_key] = _clip_folder_writer(_key)
+
+
+def _openai_clip_writer(key: str) -> Callable[[Path, int], Path]:
+    def write(folder: Path, seed: int = 0) -> Path:
+        # imported when used (background_consistency, aesthetic_quality)
+        from .features.openai_clip import RANDOM_WRITERS
+
+        return RANDOM_WRITERS[key](folder, seed)
+
+    return write
+
+
+for _key in ("openai_clip_b32", "openai_clip_l14", "laion_aes_v1"):
+    WRITERS[_key] = _openai_clip_writer(_key)
+
+
+# the distribution metrics' backbones: small to write, and what most suites and tests need
+DISTRIBUTION_KEYS: tuple[str, ...] = ("inception", "i3d", "videomae", "r3d18")
+
+
+def write_all(folder: Path, seed: int = 0, keys: Iterable[str] | None = None) -> dict[str, Path]:
+    """Random test weights for `keys` (weights keys; default: every entry with a writer) in `folder`."""
+    chosen = list(WRITERS) if keys is None else list(dict.fromkeys(keys))
+    unknown = [key for key in chosen if key not in WRITERS]
+    if unknown:
+        raise KeyError(f"no random writer for {', '.join(unknown)}; known: {', '.join(WRITERS)}")
+    return {key: WRITERS[key](folder, seed) for key in chosen}
+
+
+def cli_random(folder: Path, seed: int = 0, names: Iterable[str] = ()) -> int:
+    """`python -m pytest_aigve weights random --dir DIR [NAME ...]`: write random test weights into DIR for the named
+    weights or metrics (default: every entry with a writer), never over a file or folder that is not random test
+    weights (a real checkpoint in that folder is kept)."""
+    from .features.weights import FOLDER_REGISTRY, WeightsError, resolve_keys
+
+    try:
+        keys = resolve_keys(names) if names else list(WRITERS)
+    except WeightsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    without = [key for key in keys if key not in WRITERS]
+    if without:
+        print(f"error: no random writer for {', '.join(without)}", file=sys.stderr)
+        return 1
+    for key in keys:
+        target = folder / (REGISTRY[key].filename if key in REGISTRY else FOLDER_REGISTRY[key].folder)
         if target.exists() and not is_random_test_weights(target):
             print(f"error: {target} exists and is not random test weights; it is left alone: choose another --dir",
                   file=sys.stderr)
             return 1
-    for path in write_all(folder, seed).values():
+    for path in write_all(folder, seed, keys).values():
         print(path)
     print(f"random test weights in {folder}: scores made with them are meaningless; every score is marked "
           f'"{RANDOM_STATUS.split(" (")[0]}". Use them to try a suite (--aigve-weights-dir {folder} '

@@ -48,9 +48,9 @@ def project(pytester: pytest.Pytester) -> Path:
 
 @pytest.fixture(scope="session")
 def random_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every backbone's weights, deterministic and random (BatchNorm recalibrated), in a weights folder."""
-    from pytest_aigve.random_weights import write_all
+    """The distribution backbones' weights, deterministic and random (BatchNorm recalibrated), in a weights folder."""
+    from pytest_aigve.random_weights import DISTRIBUTION_KEYS, write_all
 
     folder = tmp_path_factory.mktemp("weights")
-    write_all(folder, seed=0)
+    write_all(folder, seed=0, keys=DISTRIBUTION_KEYS)  # the quality and text models' tests write their own
     return folder

@@ -269,5 +269,6 @@ def test_weights_cli_fetches_and_lists_a_folder_entry(
     assert main(["weights", "list", "--dir", str(target)]) == 0
     assert capsys.readouterr().out.rstrip().splitlines()[-3].endswith("incomplete")
     assert main(["weights", "fetch", "toyclip", "nope"]) == 1
-    assert "unknown weights or metric 'nope'; known: inception, i3d, videomae, r3d18, toyclip, fid" in \
-        capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown weights or metric 'nope'; known weights: inception, i3d, videomae, r3d18, " in err
+    assert ", toyclip; known metrics: fid, " in err

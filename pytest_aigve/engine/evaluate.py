@@ -86,6 +86,9 @@ def evaluate_check(suite: Suite, check: CheckSpec, ctx: EvalContext, with_interv
                           "weights of this check; it is never reported as a score (check the inputs and weights, "
                           "and report it if they are sound)")
     details = {**result.details, "videos_decoded": decodes}
+    if inputs.text_features_computed or inputs.text_features_cached:  # distinct prompts, encoded or from the cache
+        details["text_features_computed"] = inputs.text_features_computed
+        details["text_features_cached"] = inputs.text_features_cached
     warnings = list(result.warnings)
     backbone = result.backbone
     if backbone is not None:

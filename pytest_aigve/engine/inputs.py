@@ -35,6 +35,8 @@ class SuiteInputs(MetricInputs):
         self.decode_stats = DecodeStats()  # what decoding cost this check (clips and backbone features)
         self.cache_warnings: list[str] = []
         self.features_cached = 0
+        self.text_features_computed = 0  # prompts run through a text encoder by this check
+        self.text_features_cached = 0  # prompts whose features came from the cache
         # set -> video label -> what decoding did to the clip (loop, pad, upsampled): scores made from
         # repeated frames say so, per video (CheckResult.video_notes) and in one warning
         self.video_notes: dict[str, dict[str, list[str]]] = {}
@@ -163,8 +165,12 @@ class SuiteInputs(MetricInputs):
             raise MetricError(f"{self.check.metric} asked for text features from '{request.key}', which is a "
                               f"{encoder.kind} backbone, not a text encoder")
         videos = [video for video in self._set_for(role).videos if video.prompt]
+        computed_before = self.ctx.features.stats.computed
         features = self.ctx.features.text_features([video.prompt or "" for video in videos], encoder,
                                                    request.batch_size)
+        computed = self.ctx.features.stats.computed - computed_before
+        self.text_features_computed += computed
+        self.text_features_cached += len({video.prompt for video in videos}) - computed
         columns = encoder.output_columns(request.output)
         rows = zip(videos, features, strict=True)
         items = tuple(VideoFeatures(video, row[columns]) for video, row in rows)

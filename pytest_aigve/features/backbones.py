@@ -13,6 +13,8 @@ with exactly the reference preprocessing, then runs batches through the network:
 
 from __future__ import annotations
 
+import hashlib
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from functools import cached_property, partial
@@ -26,18 +28,22 @@ from torch import nn
 
 from ..errors import MetricError
 from ..metrics.contract import BackboneInfo
+from ..paths import from_environment
 from .weights import (
     RANDOM_STATUS,
     REGISTRY,
+    WeightsCheck,
     WeightsEntry,
     WeightsError,
     WeightsFile,
     is_random_test_weights,
     load_into,
     load_state_dict,
+    locate_companions,
 )
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
+PRECISIONS["fp16"] = torch.float16  # OpenAI CLIP as VBench runs it on CUDA; only backbones that list it
 
 
 class Backbone(ABC):
@@ -59,24 +65,66 @@ class Backbone(ABC):
     outputs: ClassVar[Mapping[str, int | None]] = {"features": None}
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "bf16")
     default_batch_size: ClassVar[int] = 16
+    # weights files the network needs besides `weights_file` (LAION's aesthetic head on CLIP): each is looked for
+    # beside the main file first, then where any weights file is, and verified the same way; the backbone's digest
+    # and status cover them all
+    companion_files: ClassVar[tuple[WeightsFile, ...]] = ()
+    # settings a request may pass (BackboneRequest.options) with their defaults; part of the identity
+    option_defaults: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, weights_path: Path, weights_sha256: str, device: torch.device, precision: str = "fp32",
-                 batch_size: int | None = None, weights_status: str = "") -> None:
-        problem = self.precision_problem(precision, device.type)
+                 batch_size: int | None = None, weights_status: str = "",
+                 companions: Mapping[str, tuple[Path, WeightsCheck]] | None = None,
+                 options: Mapping[str, Any] | None = None) -> None:
+        problem = self.precision_problem(precision, device.type) or self.options_problem(options or {})
         if problem:
             raise MetricError(problem)
+        self.settings: dict[str, Any] = {**self.option_defaults, **(options or {})}
         self.weights_path = weights_path
         self.weights_sha256 = weights_sha256
+        # the caller's check says UNVERIFIED only where the user allowed unverified weights
+        allowed_unverified = weights_status.startswith("UNVERIFIED")
         # random test weights are named in every score's description, however the backbone was made
         # (weights.verify already says so; a backbone built without it, e.g. in a benchmark, checks here)
         if not weights_status.startswith(RANDOM_STATUS) and weights_path.is_file() \
                 and is_random_test_weights(weights_path):
             weights_status = RANDOM_STATUS + (f"; {weights_status}" if weights_status else "")
         self.weights_status = weights_status
+        if companions is None and self.companion_files:  # built outside a run (a test, a benchmark): as a run would
+            environment = from_environment(os.environ)
+            companions = locate_companions(self.companion_files, weights_path, environment.weights_dir,
+                                           environment.allow_unverified_weights or allowed_unverified)
+        self.companions: dict[str, tuple[Path, WeightsCheck]] = dict(companions or {})
+        if self.companions:
+            self._cover_companions()
         self.device = device
         self.precision = precision
         self.dtype = PRECISIONS[precision]
         self.batch_size = batch_size or self.default_batch_size
+
+    def _cover_companions(self) -> None:
+        """One digest over every file (sorted `name<TAB>sha256` lines, as a weights folder's) and one status naming
+        each file's check; random or unverified first, so that the engine's warnings see it."""
+        files = [(self.weights_path.name, self.weights_sha256, self.weights_status or "no check"),
+                 *((path.name, check.sha256, check.status) for path, check in self.companions.values())]
+        lines = sorted(f"{name}\t{digest}\n" for name, digest, _ in files)
+        self.weights_sha256 = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+        statuses = [f"{name}: {status}" for name, _, status in files]
+        first = (RANDOM_STATUS if any(RANDOM_STATUS in status for status in statuses) else
+                 "UNVERIFIED" if any("UNVERIFIED" in status for status in statuses) else "")
+        self.weights_status = "; ".join(([first] if first else []) + statuses)
+
+    def companion_path(self, key: str) -> Path:
+        return self.companions[key][0]
+
+    @classmethod
+    def options_problem(cls, options: Mapping[str, Any]) -> str | None:
+        """Why a request's options do not fit this backbone, or None."""
+        unknown = sorted(set(options) - set(cls.option_defaults))
+        if unknown:
+            known = ", ".join(cls.option_defaults) or "none"
+            return f"backbone {cls.key} has no option {', '.join(unknown)} (known: {known})"
+        return None
 
     @classmethod
     def precision_problem(cls, precision: str, device_type: str | None) -> str | None:
@@ -88,6 +136,8 @@ class Backbone(ABC):
             return f"precision {precision!r} is not supported; use one of {', '.join(PRECISIONS)}"
         if precision == "bf16" and device_type is not None and device_type != "cuda":
             return f"precision bf16 runs on CUDA devices only (this run uses {device_type}); use fp32"
+        if precision == "fp16" and device_type is not None and device_type != "cuda":
+            return f"precision fp16 runs on CUDA devices only (this run uses {device_type}); use fp32"
         return None
 
     @classmethod
@@ -115,11 +165,15 @@ class Backbone(ABC):
 
     @property
     def identity(self) -> str:
-        return f"{self.name}@{self.weights_sha256[:16]}/{self.precision}"
+        settings = f"[{','.join(f'{k}={v}' for k, v in sorted(self.settings.items()))}]" if self.settings else ""
+        return f"{self.name}{settings}@{self.weights_sha256[:16]}/{self.precision}"
 
     def info(self, output: str | None = None) -> BackboneInfo:
-        return BackboneInfo(self.name, self.weights_path.name, self.weights_sha256, self.weights_status,
-                            self.input_description, self.precision, str(self.device), self.weights_file.licence,
+        files = [self.weights_path.name, *(path.name for path, _ in self.companions.values())]
+        licences = [self.weights_file.licence,
+                    *(f"{entry.filename}: {entry.licence}" for entry in self.companion_files if entry.licence)]
+        return BackboneInfo(self.name, " + ".join(files), self.weights_sha256, self.weights_status,
+                            self.input_description, self.precision, str(self.device), "; ".join(filter(None, licences)),
                             output)
 
     def describe(self) -> dict[str, Any]:

@@ -162,6 +162,55 @@ REGISTRY: dict[str, WeightsFile] = {
         ),
     )
 }
+# imaging_quality (features/musiq.py): pyiqa's MUSIQ SPAQ checkpoint, a flat state dict (VBench loads it with pyiqa)
+REGISTRY["musiq_spaq"] = WeightsFile(
+    "musiq_spaq", "musiq_spaq_ckpt-358bb6af.pth",
+    "https://github.com/chaofengc/IQA-PyTorch/releases/download/v0.1-weights/musiq_spaq_ckpt-358bb6af.pth",
+    None, "358bb6af", None,
+    "MUSIQ SPAQ (pyiqa): one image quality score per frame, about 0-100; about 109 MB",
+    licence="CC-BY-NC-SA-4.0 (labelled by pyiqa for the SPAQ checkpoint); MUSIQ architecture Apache-2.0",
+)
+# dover, fastvqa (features/dover.py): DOVER's flat state dict; FasterVQA's nested under 'state_dict'
+REGISTRY["dover"] = WeightsFile(
+    "dover", "DOVER.pth", "https://github.com/VQAssessment/DOVER/releases/download/v0.1.0/DOVER.pth",
+    None, None, None,
+    "DOVER (Swin-3D technical + ConvNeXt-3D aesthetic branches): two raw quality outputs per video; about 240 MB",
+    licence="MIT when published (v0.1.0); the DOVER repository later moved to a non-commercial licence — check "
+            "before commercial use",
+)
+REGISTRY["fastervqa"] = WeightsFile(
+    "fastervqa", "FAST_VQA_3D_1_1.pth",
+    "https://github.com/VQAssessment/FAST-VQA-and-FasterVQA/releases/download/v2.0.0/FAST_VQA_3D_1_1.pth",
+    None, None, None,
+    "FasterVQA (FAST-VQA 3D 1*1, Swin-3D on fragments): one raw quality output per video; about 120 MB",
+    aliases=("FASTER_VQA_3D_1_1.pth",), licence="MIT (VQAssessment/FAST-VQA-and-FasterVQA)",
+)
+# background_consistency, aesthetic_quality (features/openai_clip.py): OpenAI's own CLIP files (TorchScript
+# archives; the SHA-256 is the URL's folder, as the clip package checks it) and LAION's aesthetic head
+REGISTRY["openai_clip_b32"] = WeightsFile(
+    "openai_clip_b32", "ViT-B-32.pt",
+    "https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/"
+    "ViT-B-32.pt",
+    "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af", None, None,
+    "OpenAI CLIP ViT-B/32 (clip package's ViT-B-32.pt, as VBench loads it): 512-d image embeddings; about 340 MB",
+    licence="MIT (OpenAI CLIP)",
+)
+REGISTRY["openai_clip_l14"] = WeightsFile(
+    "openai_clip_l14", "ViT-L-14.pt",
+    "https://openaipublic.azureedge.net/clip/models/b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/"
+    "ViT-L-14.pt",
+    "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836", None, None,
+    "OpenAI CLIP ViT-L/14 (clip package's ViT-L-14.pt, as VBench loads it): 768-d image embeddings; about 890 MB",
+    licence="MIT (OpenAI CLIP)",
+)
+REGISTRY["laion_aes_v1"] = WeightsFile(
+    "laion_aes_v1", "sa_0_4_vit_l_14_linear.pth",
+    "https://github.com/LAION-AI/aesthetic-predictor/blob/main/sa_0_4_vit_l_14_linear.pth?raw=true",
+    "2cd4e60f4f24ae3bcd57b847b13c1f3ba27edc28cc1a7f9ce74ee9f421243cba", None, 4071,
+    "LAION aesthetic predictor v1 (Linear(768, 1) on L2-normalised CLIP ViT-L/14 image embeddings): one score "
+    "per frame, about 1-10",
+    licence="MIT (LAION-AI/aesthetic-predictor)",
+)
 
 # weights folders (Hugging Face style); kept apart from REGISTRY so that file-only code (backbones, random
 # weights) keeps its WeightsFile type
@@ -178,6 +227,49 @@ FOLDER_REGISTRY["blip_itm_base_coco"] = WeightsFolder(
     aliases=("blip-itm-base-coco",),
     licence="BSD-3-Clause (Salesforce BLIP)",
 )
+# clip_sim, clip_temp, pickscore (features/clip_hf.py): repository id as the folder, also found under its last part
+_CLIP_PROCESSOR_FILES = tuple(FolderFile(name) for name in (
+    "preprocessor_config.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json",
+    "tokenizer.json"))
+FOLDER_REGISTRY["clip_vit_b32"] = WeightsFolder(
+    "clip_vit_b32", "openai/clip-vit-base-patch32",
+    "https://huggingface.co/openai/clip-vit-base-patch32/resolve/main",
+    (FolderFile("config.json"),
+     # the LFS pointer's sha256 (as shown for the repository's duplicates on the Hub)
+     FolderFile("pytorch_model.bin", "a63082132ba4f97a80bea76823f544493bffa8082296d62d71581a4feff1576f"),
+     *_CLIP_PROCESSOR_FILES),
+    "OpenAI CLIP ViT-B/32 (transformers CLIPModel + CLIPProcessor): 512-d image and text embeddings; about 600 MB",
+    aliases=("clip-vit-base-patch32",),
+    licence="MIT (OpenAI CLIP)",
+)
+FOLDER_REGISTRY["clip_vit_l14"] = WeightsFolder(
+    "clip_vit_l14", "openai/clip-vit-large-patch14",
+    "https://huggingface.co/openai/clip-vit-large-patch14/resolve/main",
+    (FolderFile("config.json"),
+     FolderFile("model.safetensors", "a2bf730a0c7debf160f7a6b50b3aaf3703e7e88ac73de7a314903141db026dcb", 1710540580),
+     *_CLIP_PROCESSOR_FILES),
+    "OpenAI CLIP ViT-L/14 (transformers CLIPModel + CLIPProcessor): 768-d image and text embeddings; about 1.7 GB",
+    aliases=("clip-vit-large-patch14",),
+    licence="MIT (OpenAI CLIP)",
+)
+FOLDER_REGISTRY["pickscore_v1"] = WeightsFolder(
+    "pickscore_v1", "yuvalkirstain/PickScore_v1",
+    "https://huggingface.co/yuvalkirstain/PickScore_v1/resolve/main",
+    (FolderFile("config.json"), FolderFile("model.safetensors")),
+    "PickScore v1 (a CLIP ViT-H/14 fine-tuned on Pick-a-Pic; transformers CLIPModel), read with the "
+    "pickscore_processor folder: 1024-d image and text embeddings; about 4 GB",
+    aliases=("PickScore_v1",),
+    licence="see the model card, https://huggingface.co/yuvalkirstain/PickScore_v1 (fine-tuned from "
+            "laion/CLIP-ViT-H-14-laion2B-s32B-b79K, MIT)",
+)
+FOLDER_REGISTRY["pickscore_processor"] = WeightsFolder(
+    "pickscore_processor", "laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
+    "https://huggingface.co/laion/CLIP-ViT-H-14-laion2B-s32B-b79K/resolve/main",
+    _CLIP_PROCESSOR_FILES,
+    "CLIP ViT-H/14 (laion2B) processor and tokenizer files only: PickScore's inputs (the official README's pairing)",
+    aliases=("CLIP-ViT-H-14-laion2B-s32B-b79K",),
+    licence="MIT (LAION CLIP-ViT-H-14-laion2B-s32B-b79K)",
+)
 
 
 def entries() -> dict[str, WeightsEntry]:
@@ -189,7 +281,11 @@ def entries() -> dict[str, WeightsEntry]:
 METRIC_WEIGHTS: dict[str, tuple[str, ...]] = {
     "fid": ("inception",), "kid": ("inception",), "is": ("inception",),
     "fvd": ("i3d",), "fvd_r3d18": ("r3d18",), "cd_fvd": ("i3d", "videomae"),
+    "imaging_quality": ("musiq_spaq",),
     "blip_sim": ("blip_itm_base_coco",),
+    "clip_sim": ("clip_vit_b32",), "clip_temp": ("clip_vit_b32",), "pickscore": ("pickscore_v1", "pickscore_processor"),
+    "dover": ("dover",), "fastvqa": ("fastervqa",),
+    "background_consistency": ("openai_clip_b32",), "aesthetic_quality": ("openai_clip_l14", "laion_aes_v1"),
 }
 
 
@@ -252,6 +348,19 @@ def locate(entry: WeightsEntry, explicit: Path | None, weights_dir: Path | None,
         f"missing weights {entry.filename} ({entry.description}); looked in: {'; '.join(looked)}; "
         f"fetch with: {fetch_command([entry.key])} (or set {WEIGHTS_ENV} / --aigve-weights-dir to a folder "
         "that holds it)")
+
+
+def locate_companions(entries: Iterable[WeightsFile], beside: Path, weights_dir: Path | None,
+                      allow_unverified: bool, weights_dir_source: str = "--aigve-weights-dir", rehash: bool = False,
+                      memo_dir: Path | None = None) -> dict[str, tuple[Path, WeightsCheck]]:
+    """Files a backbone needs besides its main weights file `beside`: each in that file's folder first, then in the
+    usual lookup order; each verified like any weights file."""
+    found: dict[str, tuple[Path, WeightsCheck]] = {}
+    for entry in entries:
+        next_to = [beside.parent / name for name in entry.names if (beside.parent / name).is_file()]
+        path = next_to[0] if next_to else locate(entry, None, weights_dir, weights_dir_source)
+        found[entry.key] = (path, verify(entry, path, allow_unverified, rehash, memo_dir))
+    return found
 
 
 def missing_files(entry: WeightsFolder, folder: Path) -> list[str]:
@@ -350,6 +459,18 @@ class WeightsCheck:
 RANDOM_MARKER = "aigve_random_test_weights"
 RANDOM_STATUS = ("UNVERIFIED: RANDOM TEST WEIGHTS (written by `python -m pytest_aigve weights random`): "
                  "scores are meaningless")
+
+
+def mark_random(state: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """The state dict (an OrderedDict) with the random-test-weights marker in its `_metadata`: kept by torch.save /
+    torch.load, ignored by load_state_dict's key check. Every random writer saves through this."""
+    from collections import OrderedDict
+
+    marked: OrderedDict[str, Any] = OrderedDict(state)
+    metadata: OrderedDict[str, Any] = OrderedDict(getattr(state, "_metadata", {}))
+    metadata[RANDOM_MARKER] = {"written_by": "pytest-aigve weights random", "seed": seed}
+    marked._metadata = metadata  # type: ignore[attr-defined]
+    return marked
 _LEGACY_SCAN_BYTES = 16 << 20  # a legacy (non-zip) checkpoint pickles its keys before the tensor data
 
 
@@ -674,8 +795,8 @@ def resolve_keys(names: Iterable[str]) -> list[str]:
         elif name in METRIC_WEIGHTS:
             keys.extend(METRIC_WEIGHTS[name])
         else:
-            known = ", ".join([*known_entries, *METRIC_WEIGHTS])
-            raise WeightsError(f"unknown weights or metric '{name}'; known: {known}")
+            raise WeightsError(f"unknown weights or metric '{name}'; known weights: {', '.join(known_entries)}; "
+                               f"known metrics: {', '.join(METRIC_WEIGHTS)}")
     return list(dict.fromkeys(keys))
 
 

@@ -91,6 +91,9 @@ class Metric(ABC):
             problem = backbone.precision_problem(request.precision, device_type)
             if problem:
                 problems.append(("precision", problem))
+            problem = backbone.options_problem(dict(request.options))
+            if problem:
+                problems.append((None, problem))
             if request.output is not None and request.output not in backbone.outputs:
                 problems.append((None, f"{cls.name} asks for output '{request.output}' of backbone "
                                        f"'{request.key}', which has {', '.join(backbone.outputs)}"))

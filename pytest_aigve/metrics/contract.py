@@ -39,13 +39,17 @@ class InputsSpec:
 @dataclass(frozen=True)
 class BackboneRequest:
     """A backbone a metric asks for. `batch_size` is samples per forward pass only (None: the backbone's
-    default); it is not part of the backbone's identity, so checks differing only in it share one model."""
+    default); it is not part of the backbone's identity, so checks differing only in it share one model;
+    `options` are."""
 
     key: str  # a name in the backbone registry: inception, i3d, videomae, r3d18, or a plugin's
     weights: str | None = None  # an explicit weights path from the suite, relative to the suite file
     precision: str = "fp32"
     batch_size: int | None = None
     output: str | None = None  # one of the backbone's named outputs (inception: pool3, logits_unbiased); None: all
+    # settings that change what the backbone computes (DOVER's sampling seed): (name, value) pairs among the
+    # backbone's `option_defaults`; part of its identity, so features made with other settings never mix
+    options: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,15 @@ BUILTIN_METRICS: dict[str, str] = {
     "fvd": "pytest_aigve.metrics.fvd:FVD",
     "fvd_r3d18": "pytest_aigve.metrics.fvd_r3d18:FVDR3D18",
     "cd_fvd": "pytest_aigve.metrics.cd_fvd:CDFVD",
+    "clip_sim": "pytest_aigve.metrics.clip_sim:CLIPSim",
+    "clip_temp": "pytest_aigve.metrics.clip_temp:CLIPTemp",
+    "pickscore": "pytest_aigve.metrics.pickscore:PickScore",
+    "blip_sim": "pytest_aigve.metrics.blip_sim:BlipSim",
+    "imaging_quality": "pytest_aigve.metrics.imaging_quality:ImagingQuality",
+    "dover": "pytest_aigve.metrics.dover:Dover",
+    "fastvqa": "pytest_aigve.metrics.fastvqa:FasterVQA",
+    "background_consistency": "pytest_aigve.metrics.background_consistency:BackgroundConsistency",
+    "aesthetic_quality": "pytest_aigve.metrics.aesthetic_quality:AestheticQuality",
 }
 
 
