@@ -3,7 +3,9 @@
 #
 # Before: download the wheels the machine lacks into .whl/ beside the code (see README, "GPU check"):
 #   av, cd-fvd, einops, torch-fidelity, pytorch-fid, scikit-image (+ lazy-loader, imageio, tifffile,
-#   networkx), pyyaml, jinja2, markupsafe, pytest, pluggy, iniconfig, packaging, pytest-xdist, execnet.
+#   networkx), pyyaml, jinja2, markupsafe, pytest, pluggy, iniconfig, packaging, pytest-xdist, execnet; for the
+#   quality benchmark's references: vbench, pyiqa, openai-clip (built: no wheel on PyPI), objective-metrics, timm, safetensors,
+#   huggingface-hub (+ filelock, fsspec, requests, urllib3, idna, certifi, charset-normalizer, tqdm).
 # Then: bash benchmarks/gpu_check.sh   (results also under $OUT, or reports/gpu/, when set)
 set -uo pipefail
 cd "$(dirname "$0")/.."

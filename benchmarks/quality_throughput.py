@@ -16,7 +16,7 @@ What is compared (both paths start from the same uint8 frames in CPU memory; our
              precision on CUDA, float32 on the CPU; ours runs at the same precision), fed as VBench feeds it:
              load_video's float frames through vbench.utils.clip_transform(224) on the CPU, then the whole clip
              through `encode_image`. Full-size towers (ViT-B/32: width 768, 12 layers; ViT-L/14: 1024, 24), random
-             weights. Output: the image embedding; the difference is also given on uint8 frames (network alone).
+             weights. Output: the image embedding.
   dover      DOVER (technical and aesthetic branches, `clips: 1`, seed 0) against objective-metrics 1.2.2's DOVER
   fastvqa    and FastVQA('FasterVQA') classes' `score_video`, the global generators seeded as our seed; the frame
              reader hands them our frames. Output: the raw head means (before the score's rescaling).
@@ -301,10 +301,8 @@ def compare_clip(section: str, weights: Path, clip: torch.Tensor, device: torch.
 
     reference_result, reference_seconds = best_time(reference_embeddings, repeat, device,
                                                     lambda: reference_embeddings(loaded[:2]))
-    on_uint8 = reference_embeddings(clip.permute(0, 3, 1, 2))  # the same frames, resized as uint8 as ours does
     report(name, "frames", count, our_seconds, "clip+VBench", reference_seconds,
-           f"max rel. diff of embeddings {relative_difference(our_result, reference_result):.1e} "
-           f"(on uint8 frames {relative_difference(our_result, on_uint8):.1e})")
+           f"max rel. diff of embeddings {relative_difference(our_result, reference_result):.1e}")
 
 
 class FrameReader:

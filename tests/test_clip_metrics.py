@@ -57,6 +57,7 @@ def frames_of(seed: int, count: int = 3, size: tuple[int, int] = (40, 56)) -> np
 
 
 CLIPS = [frames_of(1), frames_of(2)]
+AIGVE_B32 = BackboneRequest("clip_vit_b32", options=(("resize", "aigve"),))  # frames stretched to 224x224 first
 
 
 class BackboneInputs(MemoryInputs):
@@ -66,16 +67,18 @@ class BackboneInputs(MemoryInputs):
     def __init__(self, clips: Sequence[np.ndarray], prompts: Sequence[str | None], weights_dir: Path) -> None:
         super().__init__({"set": list(clips)}, prompts={"set": list(prompts)})
         self.weights_dir = weights_dir
-        self.backbones: dict[str, Backbone] = {}
+        self.backbones: dict[tuple[str, str, tuple[tuple[str, Any], ...]], Backbone] = {}
 
     def backbone(self, request: BackboneRequest) -> Backbone:
-        if request.key not in self.backbones:
+        """One backbone per (key, precision, options), as the engine makes them."""
+        key = (request.key, request.precision, request.options)
+        if key not in self.backbones:
             cls = BackboneRegistry().get(request.key)
             path = locate(cls.weights_file, None, self.weights_dir)
             check = verify(cls.weights_file, path, allow_unverified=True)
-            self.backbones[request.key] = cls(path, check.sha256, CPU, request.precision,
-                                              weights_status=check.status)
-        return self.backbones[request.key]
+            self.backbones[key] = cls(path, check.sha256, CPU, request.precision, weights_status=check.status,
+                                      options=dict(request.options))
+        return self.backbones[key]
 
     def features(self, role: Role, request: BackboneRequest) -> FeatureSet:
         backbone = self.backbone(request)
@@ -120,18 +123,27 @@ def test_random_folders_are_official_format_marked_random_and_tell_inputs_apart(
     tokenizer = transformers.CLIPTokenizerFast.from_pretrained(folder(clip_weights, "clip_vit_b32"))
     assert tokenizer("a fox")["input_ids"][:2] == [49406, 320] and len(tokenizer) == 49408
     inputs = BackboneInputs(CLIPS, PROMPTS, clip_weights)
-    for key in ("clip_vit_b32", "clip_vit_b32_aigve", "pickscore"):
-        rows = np.concatenate(inputs.features("set", BackboneRequest(key)).blocks)
+    for request in (BackboneRequest("clip_vit_b32"), AIGVE_B32, BackboneRequest("pickscore")):
+        rows = np.concatenate(inputs.features("set", request).blocks)
         assert rows.shape == (6, 16) and rows.dtype == np.float64
         distances = np.linalg.norm(rows[:, None] - rows[None], axis=-1)[np.triu_indices(6, 1)]
-        assert distances.min() > 1e-3 * np.linalg.norm(rows, axis=1).mean(), key  # every frame its own features
+        assert distances.min() > 1e-3 * np.linalg.norm(rows, axis=1).mean(), request  # every frame its own features
     texts = np.stack([item.features for item in inputs.text_features("set", BackboneRequest("clip_vit_b32_text"))
                       .videos])
     assert texts.shape == (2, 17) and not np.allclose(texts[0, 1:], texts[1, 1:])
     assert texts[0, 0] == pytest.approx(np.exp(2.6592), rel=1e-6)  # CLIPConfig's logit_scale_init_value
-    # the input mode is part of the cache identity; the two CLIP folders are different random models
-    identities = {inputs.backbone(BackboneRequest(key)).identity for key in ("clip_vit_b32", "clip_vit_b32_aigve")}
-    assert len(identities) == 2
+    # the input mode (the `resize` option) is part of the cache identity, the default spelled out or not; the two
+    # CLIP folders are different random models
+    for key in ("clip_vit_b32", "pickscore"):
+        modes = [BackboneRequest(key), BackboneRequest(key, options=(("resize", "processor"),)),
+                 BackboneRequest(key, options=(("resize", "aigve"),))]
+        default, processor, aigve = (inputs.backbone(request) for request in modes)
+        assert default.identity == processor.identity != aigve.identity, key
+        assert default.input_description.startswith("frames, ") and not default.stretch
+        assert aigve.input_description.startswith("frames stretched to 224x224") and aigve.stretch
+        assert aigve.info().input == aigve.input_description != default.info().input
+    assert not np.allclose(np.concatenate(inputs.features("set", BackboneRequest("clip_vit_b32")).blocks),
+                           np.concatenate(inputs.features("set", AIGVE_B32).blocks))
     assert not np.allclose(np.concatenate(inputs.features("set", BackboneRequest("clip_vit_b32")).blocks),
                            np.concatenate(inputs.features("set", BackboneRequest("pickscore")).blocks))
 
@@ -193,7 +205,7 @@ def test_clip_sim_aigve_mode_follows_the_toolkit(clip_weights: Path) -> None:
             assert ours.per_video[label] == pytest.approx(expected, rel=1e-4, abs=1e-5)
             assert abs(processor_mode.per_video[label] - expected) > 1e-3  # a different input: a different score
     assert ours.details["scale"] == "logit" and ours.backbone is not None
-    assert ours.backbone.name == "clip-vit-b32+aigve-stretch224"
+    assert ours.backbone.name == "clip-vit-b32" and ours.backbone.input.startswith("frames stretched to 224x224")
 
 
 def test_pickscore_equals_the_readme_formula(clip_weights: Path) -> None:
@@ -229,14 +241,29 @@ def test_clip_temp_equals_a_direct_computation(clip_weights: Path) -> None:
 
 
 def test_parameters_are_checked() -> None:
-    from pytest_aigve.errors import ParamError
+    from pytest_aigve.errors import MetricError, ParamError
 
     with pytest.raises(ParamError, match="scale"):
         CLIPSim.validate_params({"scale": "probability"})
     with pytest.raises(ParamError, match="model"):
         CLIPSim.validate_params({"model": "openai/clip-vit-huge"})
     params = CLIPSim.validate_params({"model": "openai/clip-vit-large-patch14", "resize": "aigve"})
-    assert [r.key for r in CLIPSim.backbone_requests(params)] == ["clip_vit_l14_aigve", "clip_vit_l14_text"]
+    image, text = CLIPSim.backbone_requests(params)
+    assert (image.key, image.options, text.key, text.options) == ("clip_vit_l14", (("resize", "aigve"),),
+                                                                  "clip_vit_l14_text", ())
+    (temp,) = CLIPTemp.backbone_requests(params)
+    assert temp == image  # clip_sim and clip_temp with one resize share one backbone and its cached features
+    assert PickScore.backbone_requests(PickScore.validate_params({}))[0].options == (("resize", "processor"),)
+    registry = BackboneRegistry()
+    assert not {"clip_vit_b32_aigve", "clip_vit_l14_aigve", "pickscore_aigve"} & set(registry.names())
+    # the backbone checks the option's value itself (a plugin's request, not only these metrics')
+    for key in ("clip_vit_b32", "clip_vit_l14", "pickscore"):
+        problem = registry.get(key).options_problem({"resize": "stretch"})
+        assert problem is not None and "resize='stretch'" in problem and "processor, aigve" in problem
+        assert registry.get(key).options_problem({"resize": "aigve"}) is None
+    with pytest.raises(MetricError, match=r"resize='stretch'.*processor, aigve"):
+        registry.get("clip_vit_b32")(Path("nowhere"), "0" * 64, CPU, options={"resize": "stretch"})
+    assert "no option resize" in (registry.get("clip_vit_b32_text").options_problem({"resize": "aigve"}) or "")
     assert "weights" not in CLIPSim.score_params(params) and "batch_size" not in CLIPSim.score_params(params)
     assert CLIPSim.spec.needs_prompts and PickScore.spec.needs_prompts
 

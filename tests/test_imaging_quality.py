@@ -23,9 +23,10 @@ import pytest
 import torch
 
 from pytest_aigve.engine import EvalContext, evaluate_check
+from pytest_aigve.errors import MetricError
 from pytest_aigve.features.musiq import (
     PARAMETERS,
-    PREPROCESS_BACKBONES,
+    PREPROCESS_INPUTS,
     PREPROCESS_MODES,
     TENSORS,
     MusiqSpaqBackbone,
@@ -168,17 +169,34 @@ def test_frames_of_different_sizes_batch_like_single_frames(musiq_weights: Path)
 
 def test_preprocess_mode_is_part_of_the_backbone_identity(musiq_weights: Path) -> None:
     registry = BackboneRegistry()
-    identities = set()
+    identities, descriptions = set(), set()
     for mode in PREPROCESS_MODES:
         (request,) = ImagingQuality.backbone_requests(ImagingQuality.validate_params({"preprocess": mode}))
-        assert request.key == PREPROCESS_BACKBONES[mode] and request.key in registry and request.output == "score"
-        backbone = our_backbone(musiq_weights, request.key)
+        assert request.key == "musiq_spaq" and request.output == "score"
+        assert request.options == (("preprocess", mode),)
+        assert registry.get(request.key).options_problem(dict(request.options)) is None
+        backbone = our_backbone(musiq_weights, request.key, options=dict(request.options))
         assert backbone.preprocess == mode and backbone.weights_file is ENTRY
+        assert backbone.input_description == PREPROCESS_INPUTS[mode] == backbone.info().input
         identities.add(backbone.identity)
-    assert len(identities) == len(PREPROCESS_MODES)
+        descriptions.add(backbone.input_description)
+    # one backbone for every mode; scores of one mode never served for another (the identity keys the cache)
+    assert len(identities) == len(descriptions) == len(PREPROCESS_MODES)
+    spelled_out = our_backbone(musiq_weights, options={"preprocess": "longer"})
+    assert our_backbone(musiq_weights).identity == spelled_out.identity
+    assert not {"musiq_spaq_shorter", "musiq_spaq_shorter_centercrop", "musiq_spaq_none"} & set(registry.names())
     assert ImagingQuality.validate_params({})["preprocess"] == "longer"
     assert not ImagingQuality.params["batch_size"].affects_score and not ImagingQuality.params["weights"].affects_score
     assert ImagingQuality.params["preprocess"].affects_score
+
+
+def test_a_bad_preprocess_option_is_an_error_naming_the_allowed_values(musiq_weights: Path) -> None:
+    with pytest.raises(MetricError, match=r"preprocess='longest'.*longer, shorter, shorter_centercrop, none"):
+        our_backbone(musiq_weights, options={"preprocess": "longest"})
+    with pytest.raises(MetricError, match="no option resize"):
+        our_backbone(musiq_weights, options={"resize": "aigve"})
+    problem = MusiqSpaqBackbone.options_problem({"preprocess": "None"})
+    assert problem is not None and "preprocess" in problem and "shorter_centercrop" in problem
 
 
 # --- the metric ----------------------------------------------------------------------------------------------------
@@ -222,7 +240,8 @@ def test_metric_matches_vbench_technical_quality(musiq_weights: Path, references
     cache = tmp_path / "features"
     first = run_metric(suite_path, musiq_weights.parent, cache)
     result = first.result
-    assert result.backbone.name == "musiq-spaq-longer512" and result.backbone.features_computed == 2
+    assert result.backbone.name == "musiq-spaq" and result.backbone.features_computed == 2
+    assert result.backbone.input == PREPROCESS_INPUTS["longer"]
     assert result.backbone.weights_check.startswith("UNVERIFIED: RANDOM TEST WEIGHTS")
 
     # VBench on the same decoded frames (its loader returns float (T, 3, H, W) 0-255), the reference MUSIQ from the
@@ -245,6 +264,12 @@ def test_metric_matches_vbench_technical_quality(musiq_weights: Path, references
     warm = run_metric(suite_path, musiq_weights.parent, cache).result
     assert warm.backbone.features_computed == 0 and warm.backbone.features_cached == 2
     assert warm.value == result.value
+
+    # another preprocess mode on the same cache: its own features (b.mp4 at its native 600 px wide), never longer's
+    native = run_metric(suite_file(tmp_path, videos, "none"), musiq_weights.parent, cache).result
+    assert native.backbone.features_computed == 2 and native.backbone.features_cached == 0
+    assert native.backbone.input == PREPROCESS_INPUTS["none"] and native.details["preprocess"] == "none"
+    assert native.per_video[str(videos[1])] != result.per_video[str(videos[1])]
 
 
 # --- missing, corrupt and wrong weights ---------------------------------------------------------------------------

@@ -185,11 +185,14 @@ def test_preprocessing_is_vbench_clip_transform() -> None:
     from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Lambda, Normalize, Resize
 
     frames = torch.from_numpy(moving_scene(2, frames=2, size=(50, 70))).permute(0, 3, 1, 2).contiguous()
-    # vbench.utils.clip_transform(224), spelled out here so that it is checked without importing vbench
+    # vbench.utils.clip_transform(224), spelled out here so that it is checked without importing vbench, on what
+    # VBench's load_video gives it for an .mp4: float32 0-255 (torch.Tensor of the decoded uint8 frames)
     vbench = Compose([Resize(224, interpolation=InterpolationMode.BICUBIC, antialias=False), CenterCrop(224),
                       Lambda(lambda x: x.float().div(255.0)),
                       Normalize((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))])
-    assert torch.equal(clip_transform(frames), vbench(frames))
+    assert torch.equal(clip_transform(frames), vbench(torch.Tensor(frames.numpy())))
+    # a uint8 resize would round and clamp the bicubic overshoot: not what VBench computes
+    assert not torch.equal(vbench(frames), vbench(torch.Tensor(frames.numpy())))
 
 
 # --- the pipeline against VBench's own functions ---------------------------------------------------------------
@@ -204,9 +207,9 @@ def vbench_modules(clip_package: Any, monkeypatch: pytest.MonkeyPatch) -> Iterat
 
 
 def feed_frames(monkeypatch: pytest.MonkeyPatch, module: Any, clips: list[np.ndarray]) -> list[str]:
-    """VBench's load_video in `module` returns our decoded frames (uint8 (T, 3, H, W)) for names v0.mp4, ..."""
-    frames = {f"v{index}.mp4": torch.from_numpy(clip).permute(0, 3, 1, 2).contiguous()
-              for index, clip in enumerate(clips)}
+    """VBench's load_video in `module` returns our decoded frames for names v0.mp4, ... as it returns an .mp4's:
+    `torch.Tensor(frames).permute(0, 3, 1, 2)`, float32 0-255 (T, 3, H, W)."""
+    frames = {f"v{index}.mp4": torch.Tensor(clip).permute(0, 3, 1, 2) for index, clip in enumerate(clips)}
     monkeypatch.setattr(module, "load_video", lambda path, *args, **kwargs: frames[path].clone())
     return list(frames)
 

@@ -5,7 +5,8 @@ metrics normalise); text encoders embed prompts (`get_text_features`) and carry 
 `logit_scale.exp()` as an output of its own, so a warm run needs no model to scale cosines. An image backbone
 and the text encoder over one folder share one model load (pretrained.shared_model).
 
-Two image input modes, part of the backbone's name and so of its feature-cache identity:
+Two image input modes, the image backbone's `resize` option (BackboneRequest.options) and so part of its
+feature-cache identity: frames of one mode are never served for the other.
 
   processor  the folder's CLIPProcessor on the decoded frame: resize the shorter side to 224 (PIL bicubic),
              centre crop 224, rescale and normalise (what torchmetrics' CLIPScore and the PickScore README do)
@@ -48,6 +49,7 @@ from .weights import (
 )
 
 AIGVE_SIZE = 224  # the AIGVE toolkit's cv2.resize(frame, (224, 224))
+RESIZE_MODES = ("processor", "aigve")  # the image backbones' `resize` option
 _MODEL_KIND = "CLIPModel"  # one model per folder for its image backbones and its text encoder
 _PROCESSORS: dict[str, Any] = {}
 _PROCESSORS_LOCK = threading.Lock()
@@ -122,10 +124,12 @@ class _CLIPFolderBackbone(PretrainedBackbone):
 
     @property
     def identity(self) -> str:
-        own = f"{self.name}@{self.weights_sha256[:16]}"
-        if self.processor_entry is not None:  # another folder's processor: its files can change the inputs
-            own += f"+{self.processor_folder[1][:16]}"
-        return f"{own}/{self.precision}"
+        own = super().identity  # name, settings, weights digest / precision
+        if self.processor_entry is None:
+            return own
+        # another folder's processor: its files can change the inputs
+        head, precision = own.rsplit("/", 1)
+        return f"{head}+{self.processor_folder[1][:16]}/{precision}"
 
     def info(self, output: str | None = None) -> BackboneInfo:
         found = super().info(output)
@@ -143,11 +147,33 @@ class _CLIPFolderBackbone(PretrainedBackbone):
 
 
 class CLIPImageBackbone(_CLIPFolderBackbone):
-    """Per-frame CLIP image embeddings (`get_image_features`), raw; `stretch` selects the AIGVE input mode."""
+    """Per-frame CLIP image embeddings (`get_image_features`), raw; the `resize` option selects the input mode
+    (processor, or aigve: frames stretched to 224x224 first)."""
 
     per_frame = True
-    stretch: ClassVar[bool] = False
     outputs: ClassVar[Mapping[str, int | None]] = {"image_embeds": None}
+    option_defaults: ClassVar[Mapping[str, Any]] = {"resize": "processor"}
+    processor_description: ClassVar[str] = "the folder's CLIPProcessor"  # the processor the frames go through
+
+    @classmethod
+    def options_problem(cls, options: Mapping[str, Any]) -> str | None:
+        problem = super().options_problem(options)
+        if problem is None and "resize" in options and options["resize"] not in RESIZE_MODES:
+            return (f"backbone {cls.key}: option resize={options['resize']!r} is not allowed; use one of "
+                    f"{', '.join(RESIZE_MODES)}")
+        return problem
+
+    @property
+    def stretch(self) -> bool:
+        """Whether frames are stretched to 224x224 before the processor (resize: aigve)."""
+        return bool(self.settings["resize"] == "aigve")
+
+    @property  # per instance: it depends on the `resize` setting (a class attribute elsewhere)
+    def input_description(self) -> str:  # type: ignore[override]
+        processor = f"{self.processor_description} (shorter side 224 bicubic, centre crop 224, normalise)"
+        if not self.stretch:
+            return f"frames, {processor}"
+        return f"frames stretched to 224x224 (bilinear, AIGVE toolkit's cv2.resize), then {processor}"
 
     def prepare(self, clip: torch.Tensor) -> torch.Tensor:
         if self.stretch:
@@ -179,24 +205,10 @@ class CLIPTextBackbone(_CLIPFolderBackbone, TextEncoder):
         return torch.cat([scale, embeds], dim=1)
 
 
-PROCESSOR_INPUT = "frames, the folder's CLIPProcessor (shorter side 224 bicubic, centre crop 224, normalise)"
-AIGVE_INPUT = ("frames stretched to 224x224 (bilinear, AIGVE toolkit's cv2.resize), then the folder's "
-               "CLIPProcessor")
-
-
 class CLIPViTB32(CLIPImageBackbone):
     key = "clip_vit_b32"
     weights_file = FOLDER_REGISTRY["clip_vit_b32"]
     name = "clip-vit-b32"
-    input_description = PROCESSOR_INPUT
-
-
-class CLIPViTB32AIGVE(CLIPImageBackbone):
-    key = "clip_vit_b32_aigve"
-    weights_file = FOLDER_REGISTRY["clip_vit_b32"]
-    name = "clip-vit-b32+aigve-stretch224"
-    stretch = True
-    input_description = AIGVE_INPUT
 
 
 class CLIPViTB32Text(CLIPTextBackbone):
@@ -209,15 +221,6 @@ class CLIPViTL14(CLIPImageBackbone):
     key = "clip_vit_l14"
     weights_file = FOLDER_REGISTRY["clip_vit_l14"]
     name = "clip-vit-l14"
-    input_description = PROCESSOR_INPUT
-
-
-class CLIPViTL14AIGVE(CLIPImageBackbone):
-    key = "clip_vit_l14_aigve"
-    weights_file = FOLDER_REGISTRY["clip_vit_l14"]
-    name = "clip-vit-l14+aigve-stretch224"
-    stretch = True
-    input_description = AIGVE_INPUT
 
 
 class CLIPViTL14Text(CLIPTextBackbone):
@@ -226,24 +229,12 @@ class CLIPViTL14Text(CLIPTextBackbone):
     name = "clip-vit-l14-text"
 
 
-PICKSCORE_INPUT = "frames, the CLIP-ViT-H-14 (laion) CLIPProcessor (shorter side 224 bicubic, crop 224, normalise)"
-
-
 class PickScoreImage(CLIPImageBackbone):
     key = "pickscore"
     weights_file = FOLDER_REGISTRY["pickscore_v1"]
     processor_entry = FOLDER_REGISTRY["pickscore_processor"]
     name = "pickscore-v1"
-    input_description = PICKSCORE_INPUT
-
-
-class PickScoreImageAIGVE(CLIPImageBackbone):
-    key = "pickscore_aigve"
-    weights_file = FOLDER_REGISTRY["pickscore_v1"]
-    processor_entry = FOLDER_REGISTRY["pickscore_processor"]
-    name = "pickscore-v1+aigve-stretch224"
-    stretch = True
-    input_description = "frames stretched to 224x224 (bilinear, AIGVE toolkit), then the CLIP-ViT-H-14 processor"
+    processor_description = "the CLIP-ViT-H-14 (laion) CLIPProcessor"
 
 
 class PickScoreText(CLIPTextBackbone):
@@ -254,12 +245,12 @@ class PickScoreText(CLIPTextBackbone):
     input_description = "prompts, the CLIP-ViT-H-14 (laion) tokenizer (padding, truncation to 77 tokens)"
 
 
-# the registered CLIP folders a metric's `model` parameter may name -> (image key, AIGVE image key, text key)
-CLIP_MODELS: dict[str, tuple[str, str, str]] = {
-    FOLDER_REGISTRY["clip_vit_b32"].folder: ("clip_vit_b32", "clip_vit_b32_aigve", "clip_vit_b32_text"),
-    FOLDER_REGISTRY["clip_vit_l14"].folder: ("clip_vit_l14", "clip_vit_l14_aigve", "clip_vit_l14_text"),
+# the registered CLIP folders a metric's `model` parameter may name -> (image key, text key)
+CLIP_MODELS: dict[str, tuple[str, str]] = {
+    FOLDER_REGISTRY["clip_vit_b32"].folder: ("clip_vit_b32", "clip_vit_b32_text"),
+    FOLDER_REGISTRY["clip_vit_l14"].folder: ("clip_vit_l14", "clip_vit_l14_text"),
 }
-PICKSCORE_KEYS = ("pickscore", "pickscore_aigve", "pickscore_text")
+PICKSCORE_KEYS = ("pickscore", "pickscore_text")
 
 
 # --- random test weights in the official format ------------------------------------------------------------------

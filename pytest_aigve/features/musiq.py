@@ -24,7 +24,8 @@ The backbone preprocesses every frame as VBench's `imaging_quality.transform` do
   shorter              the same on the shorter side;
   shorter_centercrop   shorter, then a 512x512 centre crop of the resized frames (frames not resized are kept);
   none                 the native frames.
-Each mode is a backbone of its own (musiq_spaq, musiq_spaq_shorter, ...): the mode is part of the feature cache key.
+The mode is the backbone's `preprocess` option (BackboneRequest.options), part of its identity and so of the feature
+cache key: scores of one mode are never served for another.
 """
 
 from __future__ import annotations
@@ -253,6 +254,16 @@ class MUSIQ(nn.Module):
 
 PREPROCESS_MODES = ("longer", "shorter", "shorter_centercrop", "none")
 VBENCH_SIDE = 512
+_SCALES = "MUSIQ scales 224, 384 and native"
+PREPROCESS_INPUTS: dict[str, str] = {  # the backbone's input description per mode
+    "longer": f"every frame, longer side to 512 if longer (bilinear, no antialias), /255; {_SCALES} (VBench "
+              "imaging_quality, pyiqa MUSIQ)",
+    "shorter": f"every frame, shorter side to 512 if longer (bilinear, no antialias), /255; {_SCALES} (VBench "
+               "imaging_quality 'shorter', pyiqa MUSIQ)",
+    "shorter_centercrop": "every frame, shorter side to 512 and a 512x512 centre crop if longer (bilinear, no "
+                          f"antialias), /255; {_SCALES} (VBench 'shorter_centercrop')",
+    "none": f"every frame at its native size, /255; {_SCALES} (VBench 'None')",
+}
 
 
 def vbench_frames(frames: torch.Tensor, mode: str) -> torch.Tensor:
@@ -277,19 +288,34 @@ def vbench_frames(frames: torch.Tensor, mode: str) -> torch.Tensor:
 
 
 class MusiqSpaqBackbone(Backbone):
-    """Each frame's MUSIQ (SPAQ) score, one column, after VBench's preprocessing (`preprocess`: this class's mode).
-    Frames are batched where their sizes agree (several videos' frames share a batch)."""
+    """Each frame's MUSIQ (SPAQ) score, one column, after VBench's preprocessing (the `preprocess` option: one of
+    PREPROCESS_MODES, default longer). Frames are batched where their sizes agree (several videos' frames share a
+    batch)."""
 
     key = "musiq_spaq"
     weights_file = REGISTRY["musiq_spaq"]
-    preprocess: ClassVar[str] = "longer"
-    name = "musiq-spaq-longer512"
+    name = "musiq-spaq"
     per_frame = True
-    input_description = ("every frame, longer side to 512 if longer (bilinear, no antialias), /255; MUSIQ scales "
-                         "224, 384 and native (VBench imaging_quality, pyiqa MUSIQ)")
+    option_defaults: ClassVar[Mapping[str, Any]] = {"preprocess": "longer"}
     outputs: ClassVar[Mapping[str, int | None]] = {"score": 1}
     precisions = ("fp32",)  # pyiqa's numerics
     default_batch_size = 8  # frames per forward pass; a 512x288 frame is 256 patches through the stem
+
+    @classmethod
+    def options_problem(cls, options: Mapping[str, Any]) -> str | None:
+        problem = super().options_problem(options)
+        if problem is None and "preprocess" in options and options["preprocess"] not in PREPROCESS_MODES:
+            return (f"backbone {cls.key}: option preprocess={options['preprocess']!r} is not allowed; use one of "
+                    f"{', '.join(PREPROCESS_MODES)}")
+        return problem
+
+    @property
+    def preprocess(self) -> str:
+        return str(self.settings["preprocess"])
+
+    @property  # per instance: it depends on the `preprocess` setting (a class attribute elsewhere)
+    def input_description(self) -> str:  # type: ignore[override]
+        return PREPROCESS_INPUTS[self.preprocess]
 
     def build(self, state: dict[str, Any]) -> nn.Module:
         # pyiqa's loader strips a DataParallel "module." prefix; a file saved that way loads here too
@@ -342,36 +368,6 @@ class MusiqSpaqBackbone(Backbone):
         if not all(np.isfinite(result).all() for result in results):
             raise MetricError(f"{self.name} produced NaN or inf scores; check the weights file")
         return results
-
-
-class MusiqSpaqShorterBackbone(MusiqSpaqBackbone):
-    key = "musiq_spaq_shorter"
-    preprocess = "shorter"
-    name = "musiq-spaq-shorter512"
-    input_description = ("every frame, shorter side to 512 if longer (bilinear, no antialias), /255; MUSIQ scales "
-                         "224, 384 and native (VBench imaging_quality 'shorter', pyiqa MUSIQ)")
-
-
-class MusiqSpaqShorterCropBackbone(MusiqSpaqBackbone):
-    key = "musiq_spaq_shorter_centercrop"
-    preprocess = "shorter_centercrop"
-    name = "musiq-spaq-shorter512-crop512"
-    input_description = ("every frame, shorter side to 512 and a 512x512 centre crop if longer (bilinear, no "
-                         "antialias), /255; MUSIQ scales 224, 384 and native (VBench 'shorter_centercrop')")
-
-
-class MusiqSpaqNativeBackbone(MusiqSpaqBackbone):
-    key = "musiq_spaq_none"
-    preprocess = "none"
-    name = "musiq-spaq-native"
-    input_description = "every frame at its native size, /255; MUSIQ scales 224, 384 and native (VBench 'None')"
-
-
-PREPROCESS_BACKBONES: dict[str, str] = {
-    backbone.preprocess: backbone.key
-    for backbone in (MusiqSpaqBackbone, MusiqSpaqShorterBackbone, MusiqSpaqShorterCropBackbone,
-                     MusiqSpaqNativeBackbone)
-}
 
 
 # --- random test weights -----------------------------------------------------------------------------------------

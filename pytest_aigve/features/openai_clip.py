@@ -349,12 +349,14 @@ def read_openai_clip(path: Path, entry: WeightsFile) -> dict[str, Any]:
 
 
 def clip_transform(frames: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor:
-    """uint8 (T, 3, H, W) -> float32 (T, 3, size, size): VBench's clip_transform(size)."""
+    """uint8 (T, 3, H, W) -> float32 (T, 3, size, size): VBench's clip_transform(size) on the frames its
+    load_video returns for an .mp4, float32 0-255 (`torch.Tensor(uint8 array)`): the bicubic resize runs in float,
+    neither rounded nor clamped (resizing uint8 would round and clamp: 3e-4 apart in the embeddings)."""
     import torchvision.transforms.functional as TF
     from torchvision.transforms import InterpolationMode
 
-    resized = TF.resize(frames, size, interpolation=InterpolationMode.BICUBIC, antialias=False)
-    cropped = TF.center_crop(resized, [size, size]).float() / 255.0
+    resized = TF.resize(frames.float(), size, interpolation=InterpolationMode.BICUBIC, antialias=False)
+    cropped = TF.center_crop(resized, [size, size]) / 255.0
     mean = torch.tensor(CLIP_MEAN, device=frames.device).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD, device=frames.device).view(1, 3, 1, 1)
     return (cropped - mean) / std

@@ -16,13 +16,12 @@ import numpy as np
 
 from ..errors import MetricError
 from ..features.backbones import PRECISIONS
-from ..features.clip_hf import CLIP_MODELS, CLIPTextBackbone
+from ..features.clip_hf import CLIP_MODELS, RESIZE_MODES, CLIPTextBackbone
 from .base import Metric, _mean_result
 from .contract import BackboneRequest, FeatureSet, InputsSpec, MetricInputs, MetricResult, require_rows
 from .params import ParamSpec, choice, file_path, optional, positive_int
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
-RESIZE_MODES = ("processor", "aigve")
 SCALES = ("cosine", "logit", "clipscore")
 
 # what clip_sim, clip_temp and pickscore share: the model's weights folder, its input mode, precision, batch size
@@ -44,9 +43,10 @@ CLIP_PARAMS: dict[str, ParamSpec[Any]] = {
 }
 
 
-def image_request(params: Mapping[str, Any], image_key: str, aigve_key: str) -> BackboneRequest:
-    key = aigve_key if params.get("resize", "processor") == "aigve" else image_key
-    return BackboneRequest(key, params.get("weights"), params.get("precision", "fp32"), params.get("batch_size"))
+def image_request(params: Mapping[str, Any], image_key: str) -> BackboneRequest:
+    """The image backbone in the check's input mode (its `resize` option: processor or aigve)."""
+    return BackboneRequest(image_key, params.get("weights"), params.get("precision", "fp32"), params.get("batch_size"),
+                           options=(("resize", params.get("resize", "processor")),))
 
 
 def text_request(params: Mapping[str, Any], text_key: str) -> BackboneRequest:
@@ -102,8 +102,8 @@ class CLIPSim(Metric):
 
     @classmethod
     def backbone_requests(cls, params: Mapping[str, Any]) -> tuple[BackboneRequest, ...]:
-        image_key, aigve_key, text_key = CLIP_MODELS[params.get("model", DEFAULT_MODEL)]
-        return image_request(params, image_key, aigve_key), text_request(params, text_key)
+        image_key, text_key = CLIP_MODELS[params.get("model", DEFAULT_MODEL)]
+        return image_request(params, image_key), text_request(params, text_key)
 
     def evaluate(self, inputs: MetricInputs) -> MetricResult:
         image, text = self.backbone_requests(self.options)

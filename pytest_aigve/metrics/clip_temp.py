@@ -38,8 +38,8 @@ class CLIPTemp(Metric):
 
     @classmethod
     def backbone_requests(cls, params: Mapping[str, Any]) -> tuple[BackboneRequest, ...]:
-        image_key, aigve_key, _ = CLIP_MODELS[params.get("model", DEFAULT_MODEL)]
-        return (image_request(params, image_key, aigve_key),)
+        image_key, _ = CLIP_MODELS[params.get("model", DEFAULT_MODEL)]
+        return (image_request(params, image_key),)
 
     def evaluate(self, inputs: MetricInputs) -> MetricResult:
         images = inputs.features("set", self.backbone_requests(self.options)[0])

@@ -1,7 +1,8 @@
 """Imaging quality as VBench defines it (vbench 0.1.5 `imaging_quality.technical_quality`).
 
 Every frame, preprocessed as VBench does (`preprocess`: by default the longer side to 512 when longer), is scored by
-MUSIQ with pyiqa's SPAQ checkpoint (features/musiq.py, backbone musiq_spaq*): about 0-100, higher is better.
+MUSIQ with pyiqa's SPAQ checkpoint (features/musiq.py, backbone musiq_spaq with the `preprocess` option): about
+0-100, higher is better.
 Per video: the mean of its frames' scores; VBench keeps that on the 0-100 scale and divides the mean over videos by
 100. Here every video's value is divided by 100 too (the per-video values are on the set value's scale); the set
 value, their mean, is VBench's number. Frame scores go through the feature cache: a warm re-run computes nothing.
@@ -13,7 +14,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..features.musiq import PREPROCESS_BACKBONES, PREPROCESS_MODES
+from ..features.musiq import PREPROCESS_MODES
 from ..gate import Tolerance
 from .base import Metric, _mean_result
 from .contract import BackboneRequest, InputsSpec, MetricInputs, MetricResult, require_rows
@@ -48,8 +49,8 @@ class ImagingQuality(Metric):
 
     @classmethod
     def backbone_requests(cls, params: Mapping[str, Any]) -> tuple[BackboneRequest, ...]:
-        backbone = PREPROCESS_BACKBONES[params.get("preprocess", "longer")]
-        return (BackboneRequest(backbone, params.get("weights"), "fp32", params.get("batch_size"), "score"),)
+        return (BackboneRequest("musiq_spaq", params.get("weights"), "fp32", params.get("batch_size"), "score",
+                                options=(("preprocess", params.get("preprocess", "longer")),)),)
 
     def evaluate(self, inputs: MetricInputs) -> MetricResult:
         found = inputs.features("set", self.backbone_requests(self.options)[0])

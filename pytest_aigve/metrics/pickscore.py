@@ -27,8 +27,8 @@ class PickScore(Metric):
 
     @classmethod
     def backbone_requests(cls, params: Mapping[str, Any]) -> tuple[BackboneRequest, ...]:
-        image_key, aigve_key, text_key = PICKSCORE_KEYS
-        return image_request(params, image_key, aigve_key), text_request(params, text_key)
+        image_key, text_key = PICKSCORE_KEYS
+        return image_request(params, image_key), text_request(params, text_key)
 
     def evaluate(self, inputs: MetricInputs) -> MetricResult:
         image, text = self.backbone_requests(self.options)
