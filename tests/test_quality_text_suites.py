@@ -107,3 +107,16 @@ def test_quality_suite_on_a_cogvideox_cut_and_a_synthetic_clip(pytester: pytest.
     assert "non-commercial" in records["dover[clips]"]["backbone"]["licence"]
     assert 0.0 <= records["dover[clips]"]["value"] <= 1.0 and 0.0 <= records["fastvqa[clips]"]["value"] <= 1.0
     assert_warm_computes_nothing(cold, warm)
+
+
+@pytest.mark.parametrize("suite", sorted(path.name for path in EXAMPLES.glob("*.yaml")))
+def test_every_example_suite_loads(suite: str) -> None:
+    """Every example suite parses, its metrics exist, their parameters and protocols are valid (a CPU run)."""
+    from pytest_aigve.metrics.registry import MetricRegistry
+    from pytest_aigve.suite import load_suite
+
+    text = (EXAMPLES / suite).read_text(encoding="utf-8")
+    if "shared/data" in text and not (EXAMPLES.parents[1] / "shared" / "data").is_dir():
+        pytest.skip("the suite reads ../shared/data, absent here")
+    loaded = load_suite(EXAMPLES / suite, MetricRegistry(), device_type="cpu")
+    assert loaded.checks
