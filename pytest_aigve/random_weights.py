@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .errors import AigveError
 from .features.weights import RANDOM_STATUS, REGISTRY, is_random_test_weights, mark_random
 
 
@@ -209,7 +210,12 @@ def cli_random(folder: Path, seed: int = 0, names: Iterable[str] = ()) -> int:
             print(f"error: {target} exists and is not random test weights; it is left alone: choose another --dir",
                   file=sys.stderr)
             return 1
-    for path in write_all(folder, seed, keys).values():
+    for key in keys:
+        try:
+            path = WRITERS[key](folder, seed)
+        except AigveError as exc:  # a writer that needs an optional package (transformers, a CLIP BPE file)
+            print(f"error: {key}: {exc}", file=sys.stderr)
+            return 1
         print(path)
     print(f"random test weights in {folder}: scores made with them are meaningless; every score is marked "
           f'"{RANDOM_STATUS.split(" (")[0]}". Use them to try a suite (--aigve-weights-dir {folder} '

@@ -321,3 +321,18 @@ checks:
             result = evaluate_check(suite, check, ctx).result
             assert result.backbone is not None and result.backbone.weights_check.startswith(RANDOM_MARK), check.id
             assert any("RANDOM TEST WEIGHTS" in warning for warning in result.warnings), check.id
+
+
+def test_weights_random_reports_a_writer_that_cannot_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A writer needing an optional package (transformers for the CLIP folders) is a one-line error, not a
+    traceback."""
+    from pytest_aigve import random_weights
+
+    def needs_transformers(folder: Path, seed: int = 0) -> Path:
+        raise MetricError("random CLIP test weights needs the transformers package, which is not installed; "
+                          "install it with: pip install 'pytest-aigve[text]'")
+
+    monkeypatch.setitem(random_weights.WRITERS, "clip_vit_b32", needs_transformers)
+    assert main(["weights", "random", "--dir", str(tmp_path), "clip_sim"]) == 1
+    assert "error: clip_vit_b32: random CLIP test weights needs the transformers package" in capsys.readouterr().err
