@@ -71,6 +71,8 @@ class Backbone(ABC):
     companion_files: ClassVar[tuple[WeightsFile, ...]] = ()
     # settings a request may pass (BackboneRequest.options) with their defaults; part of the identity
     option_defaults: ClassVar[Mapping[str, Any]] = {}
+    # the values an option may take, where they are a fixed set (unlisted options take any value)
+    option_choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {}
 
     def __init__(self, weights_path: Path, weights_sha256: str, device: torch.device, precision: str = "fp32",
                  batch_size: int | None = None, weights_status: str = "",
@@ -124,6 +126,11 @@ class Backbone(ABC):
         if unknown:
             known = ", ".join(cls.option_defaults) or "none"
             return f"backbone {cls.key} has no option {', '.join(unknown)} (known: {known})"
+        for name, value in options.items():
+            allowed = cls.option_choices.get(name)
+            if allowed is not None and value not in allowed:
+                return (f"backbone {cls.key}: option {name}={value!r} is not allowed; use one of "
+                        f"{', '.join(map(str, allowed))}")
         return None
 
     @classmethod

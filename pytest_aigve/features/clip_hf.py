@@ -153,15 +153,8 @@ class CLIPImageBackbone(_CLIPFolderBackbone):
     per_frame = True
     outputs: ClassVar[Mapping[str, int | None]] = {"image_embeds": None}
     option_defaults: ClassVar[Mapping[str, Any]] = {"resize": "processor"}
+    option_choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {"resize": RESIZE_MODES}
     processor_description: ClassVar[str] = "the folder's CLIPProcessor"  # the processor the frames go through
-
-    @classmethod
-    def options_problem(cls, options: Mapping[str, Any]) -> str | None:
-        problem = super().options_problem(options)
-        if problem is None and "resize" in options and options["resize"] not in RESIZE_MODES:
-            return (f"backbone {cls.key}: option resize={options['resize']!r} is not allowed; use one of "
-                    f"{', '.join(RESIZE_MODES)}")
-        return problem
 
     @property
     def stretch(self) -> bool:

@@ -297,17 +297,10 @@ class MusiqSpaqBackbone(Backbone):
     name = "musiq-spaq"
     per_frame = True
     option_defaults: ClassVar[Mapping[str, Any]] = {"preprocess": "longer"}
+    option_choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {"preprocess": PREPROCESS_MODES}
     outputs: ClassVar[Mapping[str, int | None]] = {"score": 1}
     precisions = ("fp32",)  # pyiqa's numerics
     default_batch_size = 8  # frames per forward pass; a 512x288 frame is 256 patches through the stem
-
-    @classmethod
-    def options_problem(cls, options: Mapping[str, Any]) -> str | None:
-        problem = super().options_problem(options)
-        if problem is None and "preprocess" in options and options["preprocess"] not in PREPROCESS_MODES:
-            return (f"backbone {cls.key}: option preprocess={options['preprocess']!r} is not allowed; use one of "
-                    f"{', '.join(PREPROCESS_MODES)}")
-        return problem
 
     @property
     def preprocess(self) -> str:
