@@ -272,3 +272,22 @@ def test_weights_cli_fetches_and_lists_a_folder_entry(
     err = capsys.readouterr().err
     assert "unknown weights or metric 'nope'; known weights: inception, i3d, videomae, r3d18, " in err
     assert ", toyclip; known metrics: fid, " in err
+
+
+def test_a_folder_model_is_loaded_once_per_digest(tmp_path: Path) -> None:
+    """Backbones reading one folder share its model; a folder replaced in place (another digest) loads again."""
+    import torch
+
+    from pytest_aigve.features.pretrained import shared_model
+
+    builds: list[int] = []
+
+    def build() -> torch.nn.Module:
+        builds.append(1)
+        return torch.nn.Linear(2, 2)
+
+    cpu = torch.device("cpu")
+    first = shared_model(tmp_path, "a" * 64, cpu, torch.float32, "toy", build)
+    assert shared_model(tmp_path, "a" * 64, cpu, torch.float32, "toy", build) is first and len(builds) == 1
+    assert shared_model(tmp_path, "b" * 64, cpu, torch.float32, "toy", build) is not first and len(builds) == 2
+    assert not first.training and not any(p.requires_grad for p in first.parameters())

@@ -75,7 +75,7 @@ class BlipItcBackbone(PretrainedBackbone):
     @cached_property
     def model(self) -> nn.Module:
         # one kind for both halves: the image and text backbones of a folder share one loaded model
-        return shared_model(self.weights_path, self.device, self.dtype, "blip-itm",
+        return shared_model(self.weights_path, self.weights_sha256, self.device, self.dtype, "blip-itm",
                             lambda: self.build_pretrained(self.weights_path))
 
     def build_pretrained(self, folder: Path) -> nn.Module:

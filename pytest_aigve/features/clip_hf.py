@@ -96,7 +96,7 @@ class _CLIPFolderBackbone(PretrainedBackbone):
 
     @cached_property
     def model(self) -> nn.Module:
-        return shared_model(self.weights_path, self.device, self.dtype, _MODEL_KIND,
+        return shared_model(self.weights_path, self.weights_sha256, self.device, self.dtype, _MODEL_KIND,
                             lambda: self.build_pretrained(self.weights_path))
 
     def build_pretrained(self, folder: Path) -> nn.Module:

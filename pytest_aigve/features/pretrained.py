@@ -26,7 +26,7 @@ from .weights import WeightsError, WeightsFolder, _reason, fetch_command
 
 TEXT_EXTRA_HINT = "pip install 'pytest-aigve[text]'"
 
-_MODELS: dict[tuple[str, str, str, str], Any] = {}
+_MODELS: dict[tuple[str, str, str, str, str], Any] = {}
 _MODELS_LOCK = threading.Lock()
 
 
@@ -52,11 +52,12 @@ def from_pretrained(loader: Any, folder: Path, entry: WeightsFolder, **kwargs: A
         ) from None
 
 
-def shared_model(folder: Path, device: torch.device, dtype: torch.dtype, kind: str,
+def shared_model(folder: Path, digest: str, device: torch.device, dtype: torch.dtype, kind: str,
                  build: Callable[[], nn.Module]) -> Any:
-    """One model per (folder, device, dtype, kind) and process: `build()` on first use, in eval mode, without
-    gradients, on `device`."""
-    key = (str(folder.resolve()), str(device), str(dtype), kind)
+    """One model per (folder and its digest, device, dtype, kind) and process: `build()` on first use, in eval
+    mode, without gradients, on `device`. The digest is in the key so that a folder replaced in place (a new fetch
+    under a long-running service) is loaded again, never served from the old model under the new identity."""
+    key = (str(folder.resolve()), digest, str(device), str(dtype), kind)
     with _MODELS_LOCK:
         if key not in _MODELS:
             _MODELS[key] = build().eval().requires_grad_(False).to(device=device, dtype=dtype)
@@ -70,7 +71,8 @@ class PretrainedBackbone(Backbone):
 
     @cached_property
     def model(self) -> nn.Module:
-        return shared_model(self.weights_path, self.device, self.dtype, type(self).__name__,
+        return shared_model(self.weights_path, self.weights_sha256, self.device, self.dtype,
+                            type(self).__name__,
                             lambda: self.build_pretrained(self.weights_path))
 
     def build(self, state: dict[str, Any]) -> nn.Module:

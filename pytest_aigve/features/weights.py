@@ -24,6 +24,7 @@ import sys
 import urllib.parse
 import urllib.request
 import zipfile
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -464,8 +465,6 @@ RANDOM_STATUS = ("UNVERIFIED: RANDOM TEST WEIGHTS (written by `python -m pytest_
 def mark_random(state: Mapping[str, Any], seed: int) -> dict[str, Any]:
     """The state dict (an OrderedDict) with the random-test-weights marker in its `_metadata`: kept by torch.save /
     torch.load, ignored by load_state_dict's key check. Every random writer saves through this."""
-    from collections import OrderedDict
-
     marked: OrderedDict[str, Any] = OrderedDict(state)
     metadata: OrderedDict[str, Any] = OrderedDict(getattr(state, "_metadata", {}))
     metadata[RANDOM_MARKER] = {"written_by": "pytest-aigve weights random", "seed": seed}
